@@ -1,0 +1,90 @@
+/**
+ * Call events: what the state machine consumes. The AMI adapter (src/ami/to-call-event.ts) maps Asterisk's
+ * PascalCase events to these; nothing here knows AMI wire names. Times are epoch milliseconds taken from the
+ * event's own Timestamp when Asterisk sends it, so durations never depend on how fast events were processed.
+ */
+export type ChannelStateName = 'down' | 'reserved' | 'offhook' | 'dialing' | 'ring' | 'ringing' | 'up' | 'busy' | 'unknown';
+
+export type DialStatus = 'ANSWER' | 'BUSY' | 'NOANSWER' | 'CANCEL' | 'CONGESTION' | 'CHANUNAVAIL' | 'DONTCALL' | 'TORTURE' | 'INVALIDARGS' | 'RINGING' | 'PROCEEDING' | 'PROGRESS' | string;
+
+interface Base {
+  /** Epoch ms. */
+  at: number;
+}
+
+/** Facts about one channel, as carried by every channel-scoped event. */
+export interface ChannelRef {
+  channelId: string;
+  linkedId: string;
+  /** Channel name, e.g. PJSIP/101-0000002a or Local/102@from-internal-00000002;1 */
+  name: string;
+  callerNum?: string;
+  exten?: string;
+  context?: string;
+  state?: ChannelStateName;
+}
+
+export interface ChannelNewEvent extends Base { type: 'channelNew'; channel: ChannelRef }
+export interface ChannelStateEvent extends Base { type: 'channelState'; channel: ChannelRef }
+/** Any other channel-scoped event: keeps the channel's Linkedid current (it changes on pickup and park retrieval). */
+export interface ChannelSeenEvent extends Base { type: 'channelSeen'; channel: ChannelRef }
+
+export interface DialBeginEvent extends Base {
+  type: 'dialBegin';
+  /** Absent when the PBX itself created the dialled channel (Originate's first leg, attended-transfer consult leg). */
+  caller?: ChannelRef;
+  dest: ChannelRef;
+  dialString?: string;
+}
+
+export interface DialEndEvent extends Base {
+  type: 'dialEnd';
+  caller?: ChannelRef;
+  dest: ChannelRef;
+  status: DialStatus;
+}
+
+export interface BridgeEvent extends Base {
+  type: 'bridgeEnter' | 'bridgeLeave';
+  bridgeId: string;
+  channel: ChannelRef;
+}
+
+export interface HangupEvent extends Base {
+  type: 'hangup';
+  channel: ChannelRef;
+  /** Q.850 cause code as a string ('16', '17', '21', ...). */
+  cause?: string;
+}
+
+/** Channel variables the machine cares about (recording file, DID). */
+export interface VarSetEvent extends Base {
+  type: 'varSet';
+  channel: ChannelRef;
+  name: 'recording' | 'did';
+  value: string;
+}
+
+export interface TransferEvent extends Base {
+  type: 'transfer';
+  /** The Linkedid of the call concerned (the transferee's / parkee's). */
+  linkedId?: string;
+  kind: 'blind' | 'attended' | 'pickup' | 'park' | 'unpark';
+  /** The channel that stays with the external party (transferee / parkee) when known. */
+  transfereeName?: string;
+  /** Where it went: an extension for blind transfers, a parking space for park. */
+  target?: string;
+  /** The channel that took the call (pickup / retriever). */
+  takerName?: string;
+}
+
+/** Live channels as listed by CoreShowChannels after a (re)connect: reconciles what happened while we were away. */
+export interface SnapshotEvent extends Base {
+  type: 'snapshot';
+  /** `ageMs`: how long the channel has existed (CoreShowChannel Duration), to date a call we join mid-way. */
+  channels: Array<ChannelRef & { bridgeId?: string; ageMs?: number }>;
+}
+
+export type CallEvent =
+  | ChannelNewEvent | ChannelStateEvent | ChannelSeenEvent | DialBeginEvent | DialEndEvent | BridgeEvent
+  | HangupEvent | VarSetEvent | TransferEvent | SnapshotEvent;

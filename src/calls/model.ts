@@ -1,0 +1,99 @@
+/**
+ * The state the call machine keeps. Plain JSON-serialisable data (it is persisted to SQLite after every step),
+ * camelCase, keyed by Asterisk identifiers (channel uniqueid, Linkedid, bridge id).
+ */
+import type { ChannelKind } from './channels.ts';
+import type { Direction, RegisterIntent } from './intents.ts';
+
+export interface Channel {
+  id: string;
+  name: string;
+  kind: ChannelKind;
+  /** Endpoint name: the extension number, the trunk name, or Local's exten@context. */
+  endpoint: string;
+  callerNum?: string;
+  exten?: string;
+  createdAt: number;
+  hungUpAt?: number;
+  cause?: string;
+  /** The channel that dialled this one; null when the PBX itself created it (Originate, consult leg). */
+  dialedBy?: string | null;
+  dialString?: string;
+  dialStatus?: string;
+}
+
+/** One party the call reached: an agent's extension (or an external number the call was forwarded to). */
+export interface Conversation {
+  channelId: string;
+  kind: 'agent' | 'forward' | 'caller';
+  /** The extension, or the external number for a forward. */
+  party: string;
+  /** True when it was rung on behalf of the external party (not an agent's consult call). */
+  forCaller: boolean;
+  regId?: string;
+  ringingAt?: number;
+  talking: boolean;
+  talkSince?: number;
+  talkMs: number;
+  firstTalkAt?: number;
+  endedAt?: number;
+  dialStatus?: string;
+  cause?: string;
+}
+
+/** One Bitrix24 call (CALL_ID) made for this Asterisk call. */
+export interface Registration {
+  id: string;
+  reason: RegisterIntent['reason'];
+  extension?: string;
+  /** Conversations (channel ids) belonging to it, in the order they started. */
+  conversations: string[];
+  /** Extensions whose call card is currently shown. */
+  shown: string[];
+  answeredBy?: string;
+  finished: boolean;
+}
+
+export interface TransferFact {
+  kind: 'blind' | 'attended' | 'pickup' | 'park' | 'unpark';
+  at: number;
+  target?: string;
+}
+
+export interface Call {
+  key: string;
+  /** Every Linkedid seen for this call (the first is `key`). */
+  linkedIds: string[];
+  originId?: string;
+  /** The channel whose party the agents talk to: the inbound trunk leg, or the extension that placed an internal call. */
+  anchorId?: string;
+  direction?: Direction;
+  startedAt: number;
+  externalNumber?: string;
+  withheld: boolean;
+  did?: string;
+  trunk?: string;
+  /** The extension that placed an outgoing or internal call. */
+  originExtension?: string;
+  peerExtension?: string;
+  channels: Record<string, Channel>;
+  conversations: Record<string, Conversation>;
+  registrations: Registration[];
+  recordings: string[];
+  transfers: TransferFact[];
+  endedAt?: number;
+}
+
+export interface World {
+  calls: Record<string, Call>;
+  /** channel uniqueid → call key */
+  channelCall: Record<string, string>;
+  /** Linkedid → call key (a call keeps its first Linkedid as key even when Asterisk re-links channels). */
+  linkedCall: Record<string, string>;
+  /** bridge id → channel uniqueids in it (bridges may hold channels of two calls during pickup/park). */
+  bridges: Record<string, string[]>;
+}
+
+export function emptyWorld(): World {
+  return { calls: {}, channelCall: {}, linkedCall: {}, bridges: {} };
+}
