@@ -33,6 +33,8 @@ export interface StepResult {
   touched: string[];
   /** Keys of calls that ended with this event (their state can be deleted once persisted intents are queued). */
   ended: string[];
+  /** The touched calls' state after the event, ended ones included (for persistence and hook context). */
+  calls: Record<string, Call>;
 }
 
 export class CallMachine {
@@ -53,7 +55,12 @@ export class CallMachine {
   step(world: World, event: CallEvent): StepResult {
     const run = new Step(world, this.#classifier, this.#registerInternal, this.#showCard);
     run.apply(event);
-    return { world, intents: run.intents, touched: [...run.touched], ended: run.ended };
+    const calls: Record<string, Call> = {};
+    for (const key of run.touched) {
+      const call = world.calls[key] ?? run.endedCalls.get(key);
+      if (call) calls[key] = call;
+    }
+    return { world, intents: run.intents, touched: Object.keys(calls), ended: run.ended, calls };
   }
 }
 
@@ -62,6 +69,7 @@ class Step {
   readonly intents: Intent[] = [];
   readonly touched = new Set<string>();
   readonly ended: string[] = [];
+  readonly endedCalls = new Map<string, Call>();
   readonly #w: World;
   readonly #cls: ChannelClassifier;
   readonly #registerInternal: boolean;
@@ -488,6 +496,7 @@ class Step {
     }
     call.endedAt = at;
     this.ended.push(call.key);
+    this.endedCalls.set(call.key, call);
     this.touched.add(call.key);
     this.#forget(call);
   }

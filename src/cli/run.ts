@@ -1,0 +1,26 @@
+/**
+ * `run --config FILE`: the daemon. SIGTERM / SIGINT stop it cleanly (events read so far are committed, in-flight
+ * Bitrix24 requests finish, queued ones stay in the outbox for the next start). A bug in one request never
+ * takes the daemon down: unhandled rejections are logged.
+ */
+import { loadConfig } from '../config/load.ts';
+import { Daemon } from '../integration/daemon.ts';
+import { createLogger } from '../log/logger.ts';
+
+export async function runCommand(configPath: string): Promise<number> {
+  const config = loadConfig(configPath);
+  const log = createLogger({ level: config.log.level, format: config.log.format });
+  process.on('unhandledRejection', (reason) => log.error(`unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`));
+  const daemon = new Daemon({ config, log });
+  await daemon.start();
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info(`${signal} received: stopping`);
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await daemon.stop();
+  return 0;
+}

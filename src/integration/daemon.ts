@@ -1,0 +1,132 @@
+/**
+ * The composition root: config in, a running daemon out. Builds one store, one Bitrix24 client (webhook or local
+ * OAuth app), one outbox, one hook runner, and one PbxSession per configured PBX. Nothing here is a module-level
+ * singleton: tests run several daemons in one process.
+ */
+import { AmiClient } from '../ami/client.ts';
+import type { BitrixAuth } from '../bitrix/auth.ts';
+import { BitrixClient } from '../bitrix/client.ts';
+import { LeakyBucket } from '../bitrix/limiter.ts';
+import { OAuthAuth } from '../bitrix/oauth-auth.ts';
+import type { Tokens, TokenStore } from '../bitrix/token-store.ts';
+import { WebhookAuth } from '../bitrix/webhook-auth.ts';
+import type { Intent } from '../calls/intents.ts';
+import type { Call } from '../calls/model.ts';
+import type { Config } from '../config/schema.ts';
+import { HookRunner } from '../hooks/runner.ts';
+import type { Logger } from '../log/logger.ts';
+import { Outbox } from '../outbox/outbox.ts';
+import { openStore, type Store } from '../store/db.ts';
+import { Dispatcher, type IntentOp } from './dispatcher.ts';
+import { HttpServer } from './http-server.ts';
+import { PbxSession } from './pbx-session.ts';
+import { UserDirectory } from './user-directory.ts';
+
+/** OAuth tokens live in the state database, next to the calls they serve. */
+export class KvTokenStore implements TokenStore {
+  readonly #store: Store;
+  constructor(store: Store) {
+    this.#store = store;
+  }
+  load(): Tokens | undefined {
+    return this.#store.getKv<Tokens>('bitrix24.oauth-tokens');
+  }
+  save(tokens: Tokens): void {
+    this.#store.setKv('bitrix24.oauth-tokens', tokens);
+  }
+}
+
+export interface DaemonOptions {
+  config: Config;
+  log: Logger;
+  /** Observers for the demo and tests. */
+  onIntents?: (pbx: string, intents: Intent[], calls: Record<string, Call>) => void;
+  /** Start without AMI connections (replay). */
+  withoutAmi?: boolean;
+}
+
+export class Daemon {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly store: Store;
+  readonly auth: BitrixAuth;
+  readonly client: BitrixClient;
+  readonly limiter: LeakyBucket;
+  readonly users: UserDirectory;
+  readonly hooks: HookRunner;
+  readonly outbox: Outbox;
+  readonly sessions: PbxSession[] = [];
+  readonly amiClients: AmiClient[] = [];
+  readonly http: HttpServer | undefined;
+
+  constructor(o: DaemonOptions) {
+    const { config, log } = o;
+    this.config = config;
+    this.log = log;
+    this.store = openStore(config.storage.path);
+    const b = config.bitrix24;
+    this.auth = b.webhookUrl !== undefined
+      ? new WebhookAuth(b.webhookUrl)
+      : new OAuthAuth({
+        clientId: b.oauth.clientId, clientSecret: b.oauth.clientSecret, oauthServer: b.oauth.oauthServer,
+        store: new KvTokenStore(this.store), logger: log,
+      });
+    this.limiter = new LeakyBucket({ ratePerSec: b.rateLimit.perSecond, burst: b.rateLimit.burst });
+    this.client = new BitrixClient(this.auth, this.limiter, log, { timeoutMs: b.requestTimeoutMs });
+    this.users = new UserDirectory(this.client, this.store, log, b.userRefreshCron);
+    this.hooks = new HookRunner({
+      dir: config.customizations.dir, timeoutMs: config.customizations.timeoutMs, poolSize: config.customizations.poolSize,
+      watch: config.customizations.watch, log,
+    });
+    const pbx = config.pbx;
+    const dispatcher = new Dispatcher({
+      client: this.client, users: this.users, hooks: this.hooks, log, defaultUserId: b.defaultUserId,
+      crmCreate: b.crmCreate, addToChat: b.addToChat, defaultCountry: pbx.defaultCountry, timezone: pbx.timezone,
+      recordings: pbx.recordings, ...(b.crmSource ? { crmSource: b.crmSource } : {}),
+    });
+    this.outbox = new Outbox(this.store, {
+      handler: (op, prior) => dispatcher.handle(op.payload as IntentOp, prior),
+      log,
+    });
+    for (const ami of config.ami) {
+      const client = o.withoutAmi ? undefined : new AmiClient({
+        name: ami.name, host: ami.host, port: ami.port, username: ami.username, secret: ami.secret,
+        keepaliveIntervalMs: ami.keepaliveIntervalMs, keepaliveTimeoutMs: ami.keepaliveTimeoutMs,
+        actionTimeoutMs: ami.actionTimeoutMs, reconnect: { maxDelayMs: ami.reconnectMaxDelayMs },
+      }, log.child({ pbx: ami.name }));
+      if (client) this.amiClients.push(client);
+      this.sessions.push(new PbxSession({
+        name: ami.name, store: this.store, outbox: this.outbox, log,
+        machine: {
+          extensionPattern: ami.pbx.extensionPattern, registerInternal: ami.pbx.registerInternal, showCard: b.showCard,
+          ...(ami.pbx.trunks ? { trunks: ami.pbx.trunks } : {}),
+        },
+        ...(client ? { ami: client } : {}),
+        ...(o.onIntents ? { onIntents: (intents, calls) => o.onIntents!(ami.name, intents, calls) } : {}),
+      }));
+    }
+    this.http = config.http.enabled && !o.withoutAmi ? new HttpServer({ daemon: this, log }) : undefined;
+  }
+
+  async start(): Promise<void> {
+    await this.hooks.start();
+    await this.http?.start();
+    await this.users.start().catch((err: Error) => this.log.warn(`user directory: ${err.message}`));
+    this.outbox.start();
+    for (const s of this.sessions) s.start();
+    this.log.info(`daemon started: ${this.sessions.length} PBX(es), outbox depth ${this.outbox.depth()}`);
+  }
+
+  /** SIGTERM: stop taking events, commit what was read, let in-flight requests finish, close. */
+  async stop(): Promise<void> {
+    for (const s of this.sessions) await s.stop();
+    await this.outbox.stop();
+    this.users.stop();
+    await this.hooks.stop();
+    await this.http?.stop();
+    this.limiter.close();
+    this.client.close();
+    this.store.close();
+    this.log.info('daemon stopped');
+  }
+}

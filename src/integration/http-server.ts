@@ -1,0 +1,109 @@
+/**
+ * The daemon's HTTP endpoint (http.host:http.port): the local application's install handler, and a health
+ * probe. Bitrix24 event routes (click-to-call) are added by that feature. Bodies are capped and parsed
+ * defensively: a malformed or forged request gets a 4xx and a log line, never an exception in the daemon.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { OAuthAuth } from '../bitrix/oauth-auth.ts';
+import { parseInstallRequest } from '../bitrix/install.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Daemon } from './daemon.ts';
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+export class HttpServer {
+  readonly #daemon: Daemon;
+  readonly #log: Logger;
+  readonly #server: http.Server;
+
+  constructor(o: { daemon: Daemon; log: Logger }) {
+    this.#daemon = o.daemon;
+    this.#log = o.log.child({ component: 'http' });
+    this.#server = http.createServer((req, res) => {
+      this.#route(req, res).catch((err: Error) => {
+        this.#log.error(`${req.method} ${req.url?.split('?')[0]}: ${err.message}`, { code: 'E_WEBHOOK' });
+        if (!res.headersSent) reply(res, 500, { error: 'internal error' });
+      });
+    });
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  async start(): Promise<void> {
+    const { host, port } = this.#daemon.config.http;
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => { this.#server.off('error', reject); resolve(); });
+    });
+    this.#log.info(`listening on http://${host}:${this.port}`);
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  async #route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/healthz') return this.#health(res);
+    if (req.method === 'POST' && path === '/bitrix24/install') return this.#install(req, res);
+    reply(res, 404, { error: 'not found' });
+  }
+
+  #health(res: http.ServerResponse): void {
+    const d = this.#daemon;
+    const ami = d.amiClients.map((c, i) => ({ pbx: d.sessions[i]?.name, connected: c.isConnected, lastKeepaliveOkAt: c.lastKeepaliveOkAt }));
+    const ok = ami.every((a) => a.connected);
+    reply(res, ok ? 200 : 503, {
+      ok, ami, outbox: { depth: d.outbox.depth(), oldestPendingAgeMs: d.outbox.oldestPendingAgeMs() ?? 0 },
+      users: d.users.size, activeCalls: d.sessions.reduce((n, s) => n + s.activeCalls, 0),
+    });
+  }
+
+  /** Bitrix24 posts the local app's tokens here when the admin installs (or re-installs) it. */
+  async #install(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const auth = this.#daemon.auth;
+    if (!(auth instanceof OAuthAuth)) return reply(res, 404, { error: 'the daemon is configured with a webhook, not a local application' });
+    const body = await readForm(req);
+    if (!body) return reply(res, 400, { error: 'body must be form-encoded and at most 64 KiB' });
+    let tokens;
+    try {
+      tokens = parseInstallRequest(body);
+    } catch (err) {
+      this.#log.warn(`install request rejected: ${(err as Error).message}`, { code: 'E_WEBHOOK' });
+      return reply(res, 400, { error: (err as Error).message });
+    }
+    await auth.setTokens(tokens);
+    this.#log.info(`local application installed on ${tokens.domain} (member ${tokens.memberId})`);
+    reply(res, 200, { ok: true });
+  }
+}
+
+async function readForm(req: http.IncomingMessage): Promise<Record<string, string> | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  const type = req.headers['content-type'] ?? '';
+  if (type.includes('application/json')) {
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      return parsed && typeof parsed === 'object' ? (parsed as Record<string, string>) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return Object.fromEntries(new URLSearchParams(text));
+}
+
+function reply(res: http.ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}

@@ -1,0 +1,176 @@
+/**
+ * End-to-end harness: the real daemon, configured from YAML like an admin would, against the AMI simulator
+ * replaying a recorded trace and the Bitrix24 emulator, both over real sockets. Recording files named in the
+ * trace are created with their recorded sizes under a temp dir that stands for the PBX's monitor directory.
+ */
+import { mkdtempSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { Writable } from 'node:stream';
+import winston from 'winston';
+import { parseConfig } from '../../src/config/load.ts';
+import { Daemon } from '../../src/integration/daemon.ts';
+import type { Intent } from '../../src/calls/intents.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { AmiSimulator, readTrace } from '../fakes/ami-simulator.ts';
+import { BitrixEmulator, type LoggedRequest } from '../fakes/bitrix-emulator.ts';
+
+export const FIXTURES = join(import.meta.dirname, '../fixtures/ami');
+export const PBX_MONITOR_DIR = '/var/spool/asterisk/monitor';
+
+export interface Harness {
+  dir: string;
+  ami: AmiSimulator;
+  bitrix: BitrixEmulator;
+  daemon: Daemon;
+  logLines: string[];
+  intents: Intent[];
+  /** Waits until the trace was replayed and every queued request was delivered. */
+  settle(): Promise<void>;
+  /** REST calls of the telephony.externalCall.* family, in order, with method names shortened. */
+  telephony(): Array<{ method: string; params: any }>;
+  /** The telephony requests in one line each, as the tests compare them (see compact()). */
+  compact(): string[];
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  trace?: string | string[];
+  /** Extra YAML appended to the generated config. */
+  yaml?: string;
+  customizations?: Record<string, string>;
+  startDaemon?: boolean;
+  bitrixOptions?: ConstructorParameters<typeof BitrixEmulator>[0];
+  speed?: number;
+}
+
+/** Writes a WAV-sized file for every recording the trace's header lists (44 bytes = header only). */
+function createRecordings(localDir: string, traces: string[]): void {
+  for (const name of traces) {
+    const header = readTrace(join(FIXTURES, `${name}.jsonl`)).header as any;
+    const calls = header.expected?.calls ?? [header.expected ?? {}];
+    for (const call of calls) {
+      for (const rec of call.crosscheck?.recordings ?? []) {
+        const file = join(localDir, relative(PBX_MONITOR_DIR, rec.path));
+        mkdirSync(join(file, '..'), { recursive: true });
+        writeFileSync(file, Buffer.alloc(rec.bytes, 0));
+        const old = new Date(Date.now() - 60_000);
+        utimesSync(file, old, old);
+      }
+    }
+  }
+}
+
+export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'ab24-e2e-'));
+  const traces = o.trace ? (Array.isArray(o.trace) ? o.trace : [o.trace]) : [];
+  const recordings = join(dir, 'monitor');
+  mkdirSync(recordings);
+  createRecordings(recordings, traces);
+  const custom = join(dir, 'customizations');
+  mkdirSync(custom);
+  for (const [file, text] of Object.entries(o.customizations ?? {})) writeFileSync(join(custom, file), text, { mode: 0o755 });
+
+  const bitrix = new BitrixEmulator(o.bitrixOptions);
+  await bitrix.listen();
+  const ami = new AmiSimulator({ speed: o.speed ?? Infinity });
+  await ami.listen();
+  if (traces.length > 0) ami.play(traces.map((t) => join(FIXTURES, `${t}.jsonl`)));
+
+  const yaml = `
+ami:
+  host: 127.0.0.1
+  port: ${ami.port}
+  username: bx24
+  secret: lab
+  keepalive_interval_ms: 5000
+bitrix24:
+  webhook_url: ${bitrix.webhookUrl}
+  default_user_id: 1
+  rate_limit: { per_second: 1000, burst: 1000 }
+pbx:
+  trunks: [provider]
+  timezone: Europe/Moscow
+  recordings:
+    pbx_dir: ${PBX_MONITOR_DIR}
+    local_dir: ${recordings}
+    ready_timeout_ms: 3000
+http:
+  enabled: false
+storage:
+  path: ${join(dir, 'state.sqlite')}
+customizations:
+  dir: ${custom}
+  timeout_ms: 500
+${o.yaml ?? ''}`;
+  const config = parseConfig(yaml, join(dir, 'config.yaml'));
+  const logLines: string[] = [];
+  const intents: Intent[] = [];
+  const sink = new Writable({ write(chunk, _enc, cb) { logLines.push(String(chunk)); cb(); } });
+  const makeDaemon = () => new Daemon({
+    config, log: createLogger({ level: 'debug', transports: [new winston.transports.Stream({ stream: sink })] }),
+    onIntents: (_pbx, list) => { intents.push(...list); },
+  });
+  let daemon = makeDaemon();
+  const h: Harness = {
+    dir, ami, bitrix, logLines, intents,
+    get daemon() { return daemon; },
+    async settle() {
+      if (traces.length > 0) await Promise.all(daemon.amiClients.map((c) => c.ready()));
+      await ami.done();
+      // the last socket read is committed on the next tick; then the outbox drains
+      await new Promise((r) => setImmediate(r));
+      for (const s of daemon.sessions) s.flush();
+      await daemon.outbox.idle();
+    },
+    telephony() {
+      return bitrix.requests
+        .filter((r: LoggedRequest) => r.method.toLowerCase().startsWith('telephony.externalcall.') && r.httpStatus === 200)
+        .map((r: LoggedRequest) => ({ method: r.method.replace(/^telephony\.externalCall\./i, ''), params: r.params }));
+    },
+    compact() {
+      return compact(h.telephony(), [...bitrix.calls.keys()]);
+    },
+    async stop() {
+      await daemon.stop();
+      await ami.close();
+      await bitrix.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await daemon.stop();
+      daemon = makeDaemon();
+      await daemon.start();
+    },
+  } as Harness;
+  if (o.startDaemon !== false) await daemon.start();
+  return h;
+}
+
+/**
+ * One line per telephony request with the parameters that decide what the CRM shows: the Bitrix24 call is named
+ * by the order it was registered in (#1, #2, …) instead of its random CALL_ID.
+ */
+export function compact(requests: Array<{ method: string; params: any }>, callIds: string[]): string[] {
+  const ids = new Map(callIds.map((id, i) => [id, `#${i + 1}`]));
+  const call = (id: string) => ids.get(id) ?? '#?';
+  let registered = 0;
+  return requests.map(({ method, params: p }) => {
+    switch (method) {
+      case 'register': {
+        registered++;
+        return `register #${registered} type=${p.TYPE} user=${p.USER_ID} phone=${p.PHONE_NUMBER} line=${p.LINE_NUMBER ?? '-'} crm_create=${p.CRM_CREATE}`;
+      }
+      case 'show':
+      case 'hide':
+        return `${method} ${call(p.CALL_ID)} users=${[p.USER_ID].flat().join(',')}`;
+      case 'finish':
+        return `finish ${call(p.CALL_ID)} user=${p.USER_ID} status=${p.STATUS_CODE} duration=${p.DURATION}`;
+      case 'attachRecord':
+        return `attachRecord ${call(p.CALL_ID)} ${p.FILENAME}${p.FILE_CONTENT ? '' : ' (upload)'}`;
+      default:
+        return method;
+    }
+  });
+}
