@@ -43,6 +43,7 @@ export interface HarnessOptions {
   startDaemon?: boolean;
   bitrixOptions?: ConstructorParameters<typeof BitrixEmulator>[0];
   speed?: number;
+  actionWaitMs?: number;
 }
 
 /** Writes a WAV-sized file for every recording the trace's header lists (44 bytes = header only). */
@@ -76,7 +77,8 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
   await bitrix.listen();
   const ami = new AmiSimulator({ speed: o.speed ?? Infinity });
   await ami.listen();
-  if (traces.length > 0) ami.play(traces.map((t) => join(FIXTURES, `${t}.jsonl`)));
+  // The daemon sends only Ping and CoreShowChannels: other recorded actions (Status, Getvar, Originate) are skipped fast.
+  if (traces.length > 0) ami.play(traces.map((t) => join(FIXTURES, `${t}.jsonl`)), { actionWaitMs: o.actionWaitMs ?? 150 });
 
   const yaml = `
 ami:
