@@ -19,6 +19,8 @@ export class UserDirectory {
   readonly #cronExpr: string;
   #map = new Map<string, ExtensionUser>();
   #lastRefreshAt = 0;
+  /** True once a map is known (cache or a successful refresh): until then a lookup cannot say "no such user". */
+  #known = false;
   #inFlight: Promise<void> | undefined;
   #task: ScheduledTask | undefined;
 
@@ -32,7 +34,10 @@ export class UserDirectory {
   /** Loads the cached map, then refreshes from Bitrix24 (a failure keeps the cache and is logged). */
   async start(): Promise<void> {
     const cached = this.#store.getKv<Array<[string, ExtensionUser]>>(KV_KEY);
-    if (cached) this.#map = new Map(cached);
+    if (cached) {
+      this.#map = new Map(cached);
+      this.#known = true;
+    }
     await this.refresh().catch(() => undefined);
     this.#task = cron.schedule(this.#cronExpr, () => { void this.refresh().catch(() => undefined); }, { noOverlap: true, name: 'user-refresh' });
   }
@@ -56,6 +61,7 @@ export class UserDirectory {
       try {
         const map = await fetchExtensionMap(this.#client, this.#log);
         this.#map = map;
+        this.#known = true;
         this.#store.setKv(KV_KEY, [...map.entries()]);
         this.#log.info(`extension map refreshed: ${map.size} users with an internal number`);
       } catch (err) {
@@ -68,9 +74,14 @@ export class UserDirectory {
     return this.#inFlight;
   }
 
-  /** The active user for an extension; an unknown one triggers one (rate-limited) refresh first. */
+  /**
+   * The active user for an extension; an unknown one triggers one (rate-limited) refresh first. While no map
+   * was ever loaded (Bitrix24 unreachable since start-up, empty cache) the refresh's error is thrown: the outbox
+   * retries the request later instead of filing the call under the default user.
+   */
   async userFor(extension: string | undefined): Promise<number | undefined> {
     if (!extension) return undefined;
+    if (!this.#known) await this.refresh();
     let user = this.#map.get(extension);
     if (!user && Date.now() - this.#lastRefreshAt > MIN_REFRESH_GAP_MS) {
       await this.refresh().catch(() => undefined);

@@ -44,7 +44,12 @@ export interface HarnessOptions {
   bitrixOptions?: ConstructorParameters<typeof BitrixEmulator>[0];
   speed?: number;
   actionWaitMs?: number;
+  /** The secret the daemon logs in with (the simulator expects AMI_SECRET). */
+  amiSecret?: string;
 }
+
+/** Long enough for the redactor (it ignores values shorter than 4 characters). */
+export const AMI_SECRET = 'ami-s3cret-lab';
 
 /** Writes a WAV-sized file for every recording the trace's header lists (44 bytes = header only). */
 function createRecordings(localDir: string, traces: string[]): void {
@@ -75,7 +80,7 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
 
   const bitrix = new BitrixEmulator(o.bitrixOptions);
   await bitrix.listen();
-  const ami = new AmiSimulator({ speed: o.speed ?? Infinity });
+  const ami = new AmiSimulator({ speed: o.speed ?? Infinity, secret: AMI_SECRET });
   await ami.listen();
   // The daemon sends only Ping and CoreShowChannels: other recorded actions (Status, Getvar, Originate) are skipped fast.
   if (traces.length > 0) ami.play(traces.map((t) => join(FIXTURES, `${t}.jsonl`)), { actionWaitMs: o.actionWaitMs ?? 150 });
@@ -85,7 +90,7 @@ ami:
   host: 127.0.0.1
   port: ${ami.port}
   username: bx24
-  secret: lab
+  secret: ${o.amiSecret ?? AMI_SECRET}
   keepalive_interval_ms: 5000
 bitrix24:
   webhook_url: ${bitrix.webhookUrl}

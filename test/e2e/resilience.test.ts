@@ -1,0 +1,73 @@
+/**
+ * What a PBX admin relies on when things around the daemon fail: Bitrix24 down, overloaded or erroring, bad AMI
+ * credentials — nothing is lost, nothing is sent twice, per-call order holds, and no secret reaches a log line.
+ */
+import { afterEach, expect, test } from '@jest/globals';
+import { AMI_SECRET, startHarness, type Harness } from '../support/e2e.ts';
+
+let h: Harness | undefined;
+afterEach(async () => { await h?.stop(); h = undefined; });
+
+const QUEUE_ANSWERED = [
+  'register #1 type=2 user=2 phone=+79169876543 line=74951234569 crm_create=1', 'show #1 users=2,3,4', 'hide #1 users=2,3',
+  'finish #1 user=4 status=200 duration=6', 'attachRecord #1 1795324220.150.wav',
+];
+
+test('Bitrix24 down while calls happen, then back: every request delivered once, in order', async () => {
+  h = await startHarness({ trace: 'inbound-queue-answered', startDaemon: false });
+  await h.bitrix.setDown(true);
+  await h.daemon.start();
+  const retried = new Promise((resolve) => h!.daemon.outbox.once('retry', resolve));
+  await h.ami.done();
+  await retried; // the register failed on a refused connection and is waiting to be retried
+  expect(h.daemon.outbox.depth()).toBeGreaterThan(0);
+  await h.bitrix.setDown(false);
+  await h.settle();
+  expect(h.compact()).toEqual(QUEUE_ANSWERED);
+  expect(h.daemon.outbox.deadLetters()).toEqual([]);
+});
+
+test('5xx, QUERY_LIMIT_EXCEEDED and OPERATION_TIME_LIMIT are retried: same requests, same order', async () => {
+  // The emulator's clock runs ~10 min behind so that the method block (operating_reset_at = now + 600 s) ends in 2 s.
+  h = await startHarness({ trace: 'inbound-queue-answered', startDaemon: false, bitrixOptions: { now: () => Date.now() - 598_000 } });
+  h.bitrix.failNext(1, '500', 'telephony.externalCall.register');
+  h.bitrix.failNext(1, 'QUERY_LIMIT_EXCEEDED', 'telephony.externalCall.show');
+  h.bitrix.failNext(1, 'OPERATION_TIME_LIMIT', 'telephony.externalCall.hide');
+  await h.daemon.start();
+  await h.settle();
+  expect(h.compact()).toEqual(QUEUE_ANSWERED);
+  const failed = h.bitrix.requests.filter((r) => r.httpStatus !== 200).map((r) => `${r.method} ${r.httpStatus}`);
+  expect(failed).toEqual(['telephony.externalCall.register 500', 'telephony.externalCall.show 503', 'telephony.externalCall.hide 429']);
+}, 30_000);
+
+test('a permanent Bitrix24 error dead-letters that request with a clear reason; the call goes on', async () => {
+  h = await startHarness({ trace: 'inbound-answered', startDaemon: false });
+  h.bitrix.failNext(1, { status: 400, error: 'ERROR_CORE', description: 'Unsupported phone number format' }, 'telephony.externalCall.register');
+  await h.daemon.start();
+  await h.settle();
+  const dead = h.daemon.outbox.deadLetters();
+  expect(dead.map((d) => d.kind)).toEqual(['register']);
+  expect(dead[0]!.error).toContain('Unsupported phone number format');
+  // show/finish/attachRecord had nothing to act on: skipped, not sent, not dead
+  expect(h.compact()).toEqual([]);
+  expect(h.logLines.join('')).toMatch(/register.*Unsupported phone number format/);
+});
+
+test('secrets never reach the log: AMI secret and webhook secret', async () => {
+  h = await startHarness({ trace: 'inbound-answered' });
+  await h.settle();
+  const log = h.logLines.join('');
+  expect(log).toContain('registered incoming call');
+  expect(log).not.toContain(AMI_SECRET);
+  expect(log).not.toContain(h.bitrix.webhookSecret);
+});
+
+test('wrong AMI secret: a clear E_AMI_AUTH line without the secret, and the daemon keeps running', async () => {
+  h = await startHarness({ amiSecret: 'not-the-right-one' });
+  const failed = new Promise<Error>((resolve) => h!.daemon.amiClients[0]!.once('error', resolve));
+  const err = await failed;
+  expect(err.message).toMatch(/login|authentication/i);
+  expect(err.message).not.toContain('not-the-right-one');
+  expect(h.logLines.join('')).toMatch(/E_AMI_AUTH|Authentication failed/);
+  expect(h.logLines.join('')).not.toContain('not-the-right-one');
+});
