@@ -134,6 +134,8 @@ describe('the Itgrix contract', () => {
   });
 });
 
+const NORMAL_PATH_EXEC = '#!/bin/sh\ncat >/dev/null\necho \'{"data": {"path": "/mnt/records/x.wav"}}\'\n';
+
 describe('exec form', () => {
   test('a sh script gets the input on stdin and answers on stdout, with only PATH in its environment', async () => {
     process.env['HOOKS_TEST_SECRET'] = 's3cr3t';
@@ -164,24 +166,29 @@ if phone.startswith("+7"):
 print("normalised", phone, file=sys.stderr)
 json.dump({"data": {"phone": phone}, "state": "success"}, sys.stdout)
 `,
-    });
+    }, { timeoutMs: 5000 }); // interpreter start-up (a pyenv shim here) is not what this test is about
     const outcome = await h.runner.run('process_phone_number', { phone: '+79161234567' }, { callId: 'c-9' });
     expect(outcome).toMatchObject({ status: 'ok', data: { phone: '89161234567' } });
     expect(h.lines.find((l) => l['source'] === 'stderr')).toMatchObject({ message: 'process_phone_number: normalised 89161234567', callId: 'c-9' });
   });
 
   test('garbage on stdout is a clear error', async () => {
-    h = await harness({ 'process_phone_number': '#!/bin/sh\ncat >/dev/null\necho \'Warning: Undefined variable $phone in process_phone_number.php\'\n' });
+    h = await harness({
+      'process_phone_number': '#!/bin/sh\ncat >/dev/null\necho \'Warning: Undefined variable $phone in process_phone_number.php\'\n',
+      'process_record_file_path.sh': NORMAL_PATH_EXEC,
+    });
     const outcome = await h.runner.run('process_phone_number', { phone: '+79161234567' });
+    expect(await h.runner.run('process_record_file_path', sampleInput('process_record_file_path').params)).toMatchObject({ status: 'ok' });
     expect(outcome).toMatchObject({ status: 'error', error: 'its stdout is not JSON: "Warning: Undefined variable $phone in process_phone_number.php"' });
     expect(messages(h.lines, 'error')[0]).toMatch(/^E_HOOK process_phone_number \(.*\/process_phone_number\): its stdout is not JSON/);
   });
 
   test('a script that never exits is killed at the timeout, children included', async () => {
-    h = await harness({ 'process_phone_number.sh': '#!/bin/sh\nsleep 30 &\nsleep 30\n' });
+    h = await harness({ 'process_phone_number.sh': '#!/bin/sh\nsleep 30 &\nsleep 30\n', 'process_record_file_path.sh': NORMAL_PATH_EXEC });
     const outcome = await h.runner.run('process_phone_number', { phone: '+79161234567' });
     expect(outcome).toMatchObject({ status: 'error', error: 'timed out after 300 ms (killed)' });
     expect((outcome as { ms: number }).ms).toBeLessThan(2000);
+    expect(await h.runner.run('process_record_file_path', sampleInput('process_record_file_path').params)).toMatchObject({ status: 'ok' });
   });
 
   test('a non-zero exit names the code and the last stderr line', async () => {

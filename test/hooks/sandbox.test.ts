@@ -62,6 +62,32 @@ describe('runaway code is stopped at the timeout', () => {
   });
 });
 
+describe('the pool', () => {
+  test('a script that kills its sandbox on every call: restarts back off, and normal calls still get through', async () => {
+    h = await harness({
+      'process_phone_number.js': NORMAL_PHONE_HOOK,
+      'process_record_file_path.js': 'module.exports = function () { const a = []; while (true) a.push(new Array(100000).fill(1.5)); };',
+    });
+    for (let i = 0; i < 3; i++) {
+      expect(await h.runner.run('process_record_file_path', PATH_INPUT)).toMatchObject({ status: 'error' });
+    }
+    expect(await h.runner.run('process_phone_number', { phone: '+79161234567' })).toMatchObject({ status: 'ok', data: { phone: '89161234567' } });
+    expect(messages(h.lines, 'warn').filter((m) => /^sandbox process \d+ ended: /.test(m))).toHaveLength(3);
+  });
+
+  test('with two sandbox processes, a runaway call does not hold up the others', async () => {
+    h = await harness({
+      'process_phone_number.js': NORMAL_PHONE_HOOK,
+      'process_record_file_path.js': 'module.exports = function () { while (true) {} };',
+    }, { poolSize: 2 });
+    const runaway = h.runner.run('process_record_file_path', PATH_INPUT);
+    const normal = await h.runner.run('process_phone_number', { phone: '+79161234567' });
+    expect(normal).toMatchObject({ status: 'ok', data: { phone: '89161234567' } });
+    expect((normal as { ms: number }).ms).toBeLessThan(300);
+    expect(await runaway).toMatchObject({ status: 'error', error: 'timed out after 300 ms (the sandbox process was killed)' });
+  });
+});
+
 describe('memory exhaustion ends only the sandbox process', () => {
   test('a growing array hits the 64 MB heap limit', async () => {
     const r = await attack('module.exports = function () { const a = []; while (true) a.push(new Array(100000).fill(1.5)); };');
@@ -108,7 +134,7 @@ describe('no way out of the context', () => {
       return { data: { path: seen.join(',') } };
     };`);
     expect(r.outcome).toMatchObject({ status: 'ok', data: { path: 'undefined,undefined,undefined,undefined,undefined,undefined' } });
-    expect(r.after).toMatchObject({ status: 'ok' });
+    expect(r.after).toMatchObject({ status: 'ok', data: { phone: '89161234567' } });
   });
 
   test("this.constructor.constructor('return process')() is refused", async () => {
@@ -134,6 +160,7 @@ describe('no way out of the context', () => {
       status: 'ok',
       data: { path: 'import:blocked require:blocked ctor:blocked asyncCtor:blocked eval:blocked' },
     });
+    expect(r.after).toMatchObject({ status: 'ok', data: { phone: '89161234567' } });
   });
 
   test('environment variables are out of reach (the daemon has them, the sandbox has none)', async () => {
@@ -146,6 +173,7 @@ describe('no way out of the context', () => {
         return { data: { path: env } };
       };`);
       expect(r.outcome).toMatchObject({ status: 'ok', data: { path: 'none' } });
+      expect(r.after).toMatchObject({ status: 'ok', data: { phone: '89161234567' } });
     } finally {
       delete process.env['HOOKS_TEST_SECRET'];
     }

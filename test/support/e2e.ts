@@ -3,20 +3,22 @@
  * replaying a recorded trace and the Bitrix24 emulator, both over real sockets. Recording files named in the
  * trace are created with their recorded sizes under a temp dir that stands for the PBX's monitor directory.
  */
-import { mkdtempSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { parseConfig } from '../../src/config/load.ts';
 import { Daemon } from '../../src/integration/daemon.ts';
 import type { Intent } from '../../src/calls/intents.ts';
 import { createLogger } from '../../src/log/logger.ts';
-import { AmiSimulator, readTrace } from '../fakes/ami-simulator.ts';
+import { AmiSimulator } from '../fakes/ami-simulator.ts';
+import { createRecordings } from '../fakes/recordings.ts';
 import { BitrixEmulator, type LoggedRequest } from '../fakes/bitrix-emulator.ts';
 
 export const FIXTURES = join(import.meta.dirname, '../fixtures/ami');
-export const PBX_MONITOR_DIR = '/var/spool/asterisk/monitor';
+export { PBX_MONITOR_DIR } from '../fakes/recordings.ts';
+import { PBX_MONITOR_DIR } from '../fakes/recordings.ts';
 
 export interface Harness {
   dir: string;
@@ -51,29 +53,12 @@ export interface HarnessOptions {
 /** Long enough for the redactor (it ignores values shorter than 4 characters). */
 export const AMI_SECRET = 'ami-s3cret-lab';
 
-/** Writes a WAV-sized file for every recording the trace's header lists (44 bytes = header only). */
-function createRecordings(localDir: string, traces: string[]): void {
-  for (const name of traces) {
-    const header = readTrace(join(FIXTURES, `${name}.jsonl`)).header as any;
-    const calls = header.expected?.calls ?? [header.expected ?? {}];
-    for (const call of calls) {
-      for (const rec of call.crosscheck?.recordings ?? []) {
-        const file = join(localDir, relative(PBX_MONITOR_DIR, rec.path));
-        mkdirSync(join(file, '..'), { recursive: true });
-        writeFileSync(file, Buffer.alloc(rec.bytes, 0));
-        const old = new Date(Date.now() - 60_000);
-        utimesSync(file, old, old);
-      }
-    }
-  }
-}
-
 export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'ab24-e2e-'));
   const traces = o.trace ? (Array.isArray(o.trace) ? o.trace : [o.trace]) : [];
   const recordings = join(dir, 'monitor');
   mkdirSync(recordings);
-  createRecordings(recordings, traces);
+  createRecordings(recordings, traces.map((t) => join(FIXTURES, `${t}.jsonl`)));
   const custom = join(dir, 'customizations');
   mkdirSync(custom);
   for (const [file, text] of Object.entries(o.customizations ?? {})) writeFileSync(join(custom, file), text, { mode: 0o755 });
