@@ -16,7 +16,7 @@ import type { ExtensionUser } from '../bitrix/users.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { HookRunner } from '../hooks/runner.ts';
-import { Dispatcher, NO_HOOKS, type HookRunnerLike, type IntentOp, type UserLookup } from '../integration/dispatcher.ts';
+import { Dispatcher, NO_HOOKS, mergeCardOps, type HookRunnerLike, type IntentOp, type UserLookup } from '../integration/dispatcher.ts';
 import { PbxSession } from '../integration/pbx-session.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
 import { Outbox } from '../outbox/outbox.ts';
@@ -45,7 +45,7 @@ export async function replayTrace(tracePath: string, config: Config | undefined,
     timezone: pbx?.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
     recordings: pbx?.recordings ?? { pbxDir: '/', localDir: '/', attach: true, readyTimeoutMs: 0, uploadThresholdBytes: 5_000_000 },
   });
-  const outbox = new Outbox(store, { handler: (op, prior) => dispatcher.handle(op.payload as IntentOp, prior), log, concurrency: 1 });
+  const outbox = new Outbox(store, { handler: (op, prior) => dispatcher.handle(op.payload as IntentOp, prior), merge: mergeCardOps, log, concurrency: 1 });
   const session = new PbxSession({
     name: config?.ami[0]?.name ?? 'pbx', store, outbox, log,
     machine: {

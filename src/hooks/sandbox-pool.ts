@@ -1,7 +1,7 @@
 /**
- * A small pool of sandbox processes (1 by default). Calls queue until a child is free; a dead child is replaced
- * on demand, right away the first time and with growing delays while children keep dying without answering a
- * single call (a script that crashes its child on every call must not turn into a fork loop).
+ * A small pool of sandbox processes (1 by default). Calls queue until a child is free. A dead child is replaced
+ * right away the first time, and with growing delays while children keep dying without answering a single call
+ * (a script that crashes its child on every call must not turn into a fork loop).
  */
 import type { Logger } from '../log/logger.ts';
 import { SandboxProcess, type SandboxCall, type SandboxLimits, type SandboxResult } from './sandbox-process.ts';
@@ -76,11 +76,6 @@ export class SandboxPool {
       }
     }
     await Promise.all(exits);
-  }
-
-  /** Pids of the live children (tests and `hook list` diagnostics). */
-  pids(): number[] {
-    return this.#slots.flatMap((s) => (s.proc?.alive && s.proc.pid !== undefined ? [s.proc.pid] : []));
   }
 
   #pump(): void {

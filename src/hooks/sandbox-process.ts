@@ -21,6 +21,9 @@ export interface SandboxLimits {
   maxMessageBytes: number;
 }
 
+/** Lets the in-child load timeout (same length) answer before the watchdog kills, even on a busy box. */
+const WATCHDOG_GRACE_MS = 100;
+
 export const DEFAULT_LIMITS: SandboxLimits = { heapMb: 64, addressSpaceMb: 2048, maxMessageBytes: 256 * 1024 };
 
 export interface SandboxCall {
@@ -102,7 +105,7 @@ export class SandboxProcess {
 
   /**
    * Runs one hook call. The watchdog is the time limit of a call (see sandbox-runner.js on why the vm `timeout`
-   * only guards a script's loading); the small grace lets the in-child load timeout answer first when it applies.
+   * only guards a script's loading).
    */
   call(req: SandboxCall): Promise<SandboxResult> {
     if (this.#inFlight) throw new Error('internal: sandbox process already has a call in flight');
@@ -118,7 +121,7 @@ export class SandboxProcess {
       this.#loaded.add(req.key);
     }
     return new Promise<SandboxResult>((resolve) => {
-      const watchdog = setTimeout(() => this.kill(`timed out after ${req.timeoutMs} ms (the sandbox process was killed)`), req.timeoutMs + 25);
+      const watchdog = setTimeout(() => this.kill(`timed out after ${req.timeoutMs} ms (the sandbox process was killed)`), req.timeoutMs + WATCHDOG_GRACE_MS);
       this.#inFlight = { id, resolve, watchdog, timeoutMs: req.timeoutMs };
       this.#child.stdin.write(JSON.stringify(message) + '\n');
     });

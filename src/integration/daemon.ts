@@ -17,7 +17,7 @@ import { HookRunner } from '../hooks/runner.ts';
 import type { Logger } from '../log/logger.ts';
 import { Outbox } from '../outbox/outbox.ts';
 import { openStore, type Store } from '../store/db.ts';
-import { Dispatcher, type IntentOp } from './dispatcher.ts';
+import { Dispatcher, mergeCardOps, type IntentOp } from './dispatcher.ts';
 import { HttpServer } from './http-server.ts';
 import { PbxSession } from './pbx-session.ts';
 import { UserDirectory } from './user-directory.ts';
@@ -86,6 +86,7 @@ export class Daemon {
     });
     this.outbox = new Outbox(this.store, {
       handler: (op, prior) => dispatcher.handle(op.payload as IntentOp, prior),
+      merge: mergeCardOps,
       log,
     });
     for (const ami of config.ami) {

@@ -81,6 +81,18 @@ export function opKey(pbx: string, intent: Intent, seq: number): string {
   return intent.kind === 'register' ? `register/${base}` : `${intent.kind}/${base}/${seq}`;
 }
 
+/**
+ * Outbox merger: consecutive show (or hide) requests of the same registration become one request with the union
+ * of the extensions — a ring-all queue's members get the card in one `show` with a USER_ID array.
+ */
+export function mergeCardOps(head: { payload: unknown }, next: { payload: unknown }): IntentOp | undefined {
+  const a = head.payload as IntentOp;
+  const b = next.payload as IntentOp;
+  if ((a.intent.kind !== 'show' && a.intent.kind !== 'hide') || b.intent.kind !== a.intent.kind) return undefined;
+  if (a.intent.regId !== b.intent.regId || a.intent.callKey !== b.intent.callKey || a.pbx !== b.pbx) return undefined;
+  return { ...a, intent: { ...a.intent, extensions: [...new Set([...a.intent.extensions, ...b.intent.extensions])] } };
+}
+
 export class Dispatcher {
   readonly #o: DispatcherOptions;
   readonly #log: Logger;
@@ -117,12 +129,12 @@ export class Dispatcher {
     return { callId: `${payload.pbx}/${payload.intent.callKey}` };
   }
 
-  /** Runs a hook; `undefined` means "cancelled by customization", otherwise the (possibly changed) value. */
-  async #hook<H extends HookName>(payload: IntentOp, hook: H, params: HookParams<H>): Promise<HookOutcome<H>> {
-    const outcome = await this.#o.hooks.run(hook, params, this.#ctx(payload));
-    if (outcome.status === 'cancelled') this.#log.info(`${hook}: request cancelled by customization`, { callId: payload.facts.call_id });
-    if (outcome.status === 'error') this.#log.error(`${hook} failed, using unmodified params: ${outcome.error}`, { callId: payload.facts.call_id, code: 'E_HOOK' });
-    return outcome;
+  /**
+   * Runs a hook. The runner itself logs failures (E_HOOK, naming hook, file, call id and reason) and
+   * "cancelled by customization"; an error outcome means: go on with the unmodified params.
+   */
+  #hook<H extends HookName>(payload: IntentOp, hook: H, params: HookParams<H>): Promise<HookOutcome<H>> {
+    return this.#o.hooks.run(hook, params, this.#ctx(payload));
   }
 
   async #phone(payload: IntentOp, raw: string): Promise<string | undefined> {

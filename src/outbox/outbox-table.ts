@@ -78,6 +78,10 @@ export class OutboxTable {
       prior: db.prepare<[string, number], { idem_key: string; status: 'done' | 'dead'; result_json: string | null; error: string | null }>(
         `SELECT idem_key, status, result_json, error FROM outbox WHERE grp = ? AND seq < ? AND status IN ('done', 'dead') ORDER BY seq`,
       ),
+      following: db.prepare<[string, number, number], Row>(
+        `SELECT * FROM outbox WHERE grp = ? AND seq > ? AND status = 'pending' ORDER BY seq LIMIT ?`,
+      ),
+      setPayload: db.prepare<[string, number, number]>('UPDATE outbox SET payload_json = ?, updated_at = ? WHERE id = ?'),
       depth: db.prepare<[], number>(`SELECT COUNT(*) FROM outbox WHERE status = 'pending'`).pluck(),
       oldest: db.prepare<[], number | null>(`SELECT MIN(created_at) FROM outbox WHERE status = 'pending'`).pluck(),
       dead: db.prepare<[], Row>(`SELECT * FROM outbox WHERE status = 'dead' ORDER BY id`),
@@ -122,6 +126,15 @@ export class OutboxTable {
 
   markDead(id: number, error: string, now: number): void {
     this.store.guard('updating the outbox', () => this.s.markDead.run(error, now, id));
+  }
+
+  /** The pending ops queued after `seq` in the group, in order (candidates for merging into it). */
+  following(group: string, seq: number, limit: number): StoredOp[] {
+    return this.store.guard('reading the outbox', () => this.s.following.all(group, seq, limit)).map(toOp);
+  }
+
+  setPayload(id: number, payload: unknown, now: number): void {
+    this.store.guard('updating the outbox', () => this.s.setPayload.run(JSON.stringify(payload) ?? 'null', now, id));
   }
 
   prior(group: string, seq: number): Map<string, PriorOutcome> {

@@ -21,8 +21,16 @@ export interface RetryableError extends Error {
   retryAfterMs?: number;
 }
 
+/**
+ * Folds the next queued op of the same group into the one about to be sent: returns the merged payload, or
+ * undefined when they do not merge. Used to send the cards of a ring-all queue as one request with a USER_ID
+ * array however the AMI events were split across socket reads.
+ */
+export type OpMerger = (head: StoredOp, next: StoredOp) => unknown;
+
 export interface OutboxOptions {
   handler: OpHandler;
+  merge?: OpMerger;
   /** Groups in flight at once. Default 4. */
   concurrency?: number;
   /** Exponential backoff between retries, with jitter. Defaults: 1 s … 5 min. */
@@ -51,6 +59,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private readonly store: Store;
   private readonly table: OutboxTable;
   private readonly handler: OpHandler;
+  private readonly merge: OpMerger | undefined;
   private readonly concurrency: number;
   private readonly minMs: number;
   private readonly maxMs: number;
@@ -70,6 +79,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.store = store;
     this.table = new OutboxTable(store);
     this.handler = options.handler;
+    this.merge = options.merge;
     this.concurrency = Math.max(1, options.concurrency ?? 4);
     this.minMs = Math.max(0, options.backoff?.minMs ?? 1000);
     this.maxMs = Math.max(this.minMs, options.backoff?.maxMs ?? 300_000);
@@ -225,7 +235,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     try {
       // Counted before the handler runs, so an attempt cut short by a crash still shows in `attempts`.
       this.table.markAttempt(head.id, this.now());
-      op = { ...head, attempts: head.attempts + 1 };
+      op = this.absorbFollowing({ ...head, attempts: head.attempts + 1 });
       prior = this.table.prior(op.group, op.seq);
     } catch (err) {
       this.log.error(`outbox cannot start op ${head.id}: ${(err as Error).message}`);
@@ -248,6 +258,31 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       this.log.error(`outbox cannot record the outcome of op ${op.id}: ${(err as Error).message}`);
       this.pauseUntil(this.now() + this.maxMs);
     }
+  }
+
+  /**
+   * Merges the directly following pending ops of the group into `op` while the merger accepts them. Durable: the
+   * merged payload is written to op's row and the absorbed rows are marked done (result `{ mergedInto }`) in
+   * one transaction, so a crash cannot send an absorbed op twice.
+   */
+  private absorbFollowing(op: StoredOp): StoredOp {
+    const merge = this.merge;
+    if (!merge) return op;
+    return this.store.transaction(() => {
+      let merged = op;
+      const absorbed: StoredOp[] = [];
+      for (const next of this.table.following(op.group, op.seq, 50)) {
+        const payload = merge(merged, next);
+        if (payload === undefined) break;
+        merged = { ...merged, payload };
+        absorbed.push(next);
+      }
+      if (absorbed.length === 0) return op;
+      const now = this.now();
+      this.table.setPayload(op.id, merged.payload, now);
+      for (const a of absorbed) this.table.markDone(a.id, { mergedInto: op.idemKey }, now);
+      return merged;
+    });
   }
 
   private delivered(op: StoredOp, result: unknown): void {

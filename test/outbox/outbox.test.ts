@@ -374,4 +374,31 @@ describe('Outbox', () => {
     expect(delivered).toEqual(['late']);
     expect(outbox.depth()).toBe(1); // 'a:y' waits for the next start
   });
+
+  test('merge folds following pending ops of the group into the one being sent, durably', async () => {
+    const sent: unknown[] = [];
+    const mergeable = (payload: unknown) => (payload as { kind: string }).kind === 'card';
+    const { outbox, store } = setup(async (o) => { sent.push(o.payload); return 'ok'; }, {
+      merge: (head, next) => (mergeable(head.payload) && mergeable(next.payload)
+        ? { kind: 'card', users: [...(head.payload as { users: number[] }).users, ...(next.payload as { users: number[] }).users] }
+        : undefined),
+    });
+    outbox.enqueue([
+      op('call', 'register', { kind: 'register' }),
+      op('call', 'show1', { kind: 'card', users: [1] }),
+      op('call', 'show2', { kind: 'card', users: [2] }),
+      op('call', 'show3', { kind: 'card', users: [3] }),
+      op('call', 'finish', { kind: 'finish' }),
+      op('other', 'show', { kind: 'card', users: [9] }),
+    ]);
+    outbox.start();
+    await outbox.idle();
+    expect(sent.filter((p) => (p as { users?: number[] }).users?.includes(1))).toEqual([{ kind: 'card', users: [1, 2, 3] }]);
+    expect(sent).toHaveLength(4); // register, merged card, finish, the other group's card (not merged across groups)
+    const rows = store.db.prepare(`SELECT idem_key, status, result_json FROM outbox WHERE grp = 'call' ORDER BY seq`).all() as Array<{ idem_key: string; status: string; result_json: string }>;
+    expect(rows.map((r) => [r.idem_key, r.status])).toEqual([
+      ['call:register', 'done'], ['call:show1', 'done'], ['call:show2', 'done'], ['call:show3', 'done'], ['call:finish', 'done'],
+    ]);
+    expect(JSON.parse(rows[2]!.result_json)).toEqual({ mergedInto: 'call:show1' });
+  });
 });
