@@ -111,6 +111,8 @@ ${o.yaml ?? ''}`;
     async settle() {
       if (traces.length > 0) await Promise.all(daemon.amiClients.map((c) => c.ready()));
       await ami.done();
+      // done() means written, not yet read: a Ping answered after it proves the daemon read everything before it
+      await Promise.all(daemon.amiClients.filter((c) => c.isConnected).map((c) => c.action('Ping')));
       // the last socket read is committed on the next tick; then the outbox drains
       await new Promise((r) => setImmediate(r));
       for (const s of daemon.sessions) s.flush();
