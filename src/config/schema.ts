@@ -69,7 +69,7 @@ export const rawConfigSchema = t.object({
   pbx: withDefault(pbxSchema, {}),
   http: withDefault(t.object({
     host: withDefault(t.string({ minLength: 1 }), '127.0.0.1'),
-    port: withDefault(t.integer({ minimum: 1, maximum: 65535 }), 8077),
+    port: withDefault(t.integer({ minimum: 0, maximum: 65535 }), 8077),
     enabled: withDefault(t.boolean(), true),
   }), {}),
   storage: withDefault(t.object({

@@ -73,6 +73,7 @@ export type DispatchResult =
 type Prior = ReadonlyMap<string, { status: 'done' | 'dead'; result: unknown }>;
 
 const WITHHELD_NUMBER = 'anonymous';
+const AUTH_RETRY_MS = 60_000;
 /** A WAV of this size is only its header: MixMonitor ran (option b) but the call was never bridged. */
 const EMPTY_WAV_BYTES = 44;
 
@@ -104,8 +105,24 @@ export class Dispatcher {
     this.#now = options.now ?? Date.now;
   }
 
-  /** The outbox handler. */
+  /**
+   * The outbox handler. A credentials problem (webhook revoked, OAuth app not installed yet or its refresh refused)
+   * is the admin's to fix, and the calls must survive until then: it is retried every minute instead of being
+   * dead-lettered, with one E_BITRIX_AUTH line per attempt saying what to do.
+   */
   handle = async (payload: IntentOp, prior: Prior): Promise<DispatchResult> => {
+    try {
+      return await this.#dispatch(payload, prior);
+    } catch (err) {
+      if (err instanceof BitrixError && err.kind === 'auth') {
+        this.#log.error(`${err.message} — the request waits and is retried every minute`, { code: 'E_BITRIX_AUTH', callId: payload.facts.call_id });
+        throw new BitrixError({ method: err.method, kind: 'auth', retryable: true, retryAfterMs: AUTH_RETRY_MS }, err.message);
+      }
+      throw err;
+    }
+  };
+
+  async #dispatch(payload: IntentOp, prior: Prior): Promise<DispatchResult> {
     const { intent } = payload;
     if (intent.kind === 'register') return this.#register(payload, intent);
     const callId = this.#callIdFor(payload, prior);
@@ -116,7 +133,7 @@ export class Dispatcher {
       case 'finish': return this.#finish(payload, intent, callId);
       case 'attachRecord': return this.#attach(payload, intent.paths, callId);
     }
-  };
+  }
 
   #callIdFor(payload: IntentOp, prior: Prior): string | undefined {
     const entry = prior.get(opKey(payload.pbx, { ...payload.intent, kind: 'register' } as RegisterIntent, 0));

@@ -116,12 +116,12 @@ test('hot reload: an edit is used by the next call; a broken edit keeps the prev
   let reloaded = h.daemon.hooks.nextReload('process_phone_number');
   writeFileSync(file, js(`return { data: { phone: '+79160000002' }, state: 'success' };`));
   expect((await reloaded).status).toBe('active');
-  h.ami.play(join(FIXTURES, 'inbound-no-answer.jsonl'), { actionWaitMs: 150 });
+  h.play('inbound-no-answer');
   await h.settle();
   reloaded = h.daemon.hooks.nextReload('process_phone_number');
   writeFileSync(file, 'module.exports = function ( {');
   expect((await reloaded).status).toBe('error');
-  h.ami.play(join(FIXTURES, 'inbound-busy.jsonl'), { actionWaitMs: 150 });
+  h.play('inbound-busy');
   await h.settle();
   const phones = h.telephony().filter((r) => r.method === 'register').map((r) => r.params.PHONE_NUMBER);
   expect(phones).toEqual(['+79160000001', '+79160000002', '+79160000002']);

@@ -29,6 +29,8 @@ export interface Harness {
   intents: Intent[];
   /** Waits until the trace was replayed and every queued request was delivered. */
   settle(): Promise<void>;
+  /** Replays another trace on the running connection (its recordings are created first). */
+  play(trace: string): void;
   /** REST calls of the telephony.externalCall.* family, in order, with method names shortened. */
   telephony(): Array<{ method: string; params: any }>;
   /** The telephony requests in one line each, as the tests compare them (see compact()). */
@@ -48,6 +50,8 @@ export interface HarnessOptions {
   actionWaitMs?: number;
   /** The secret the daemon logs in with (the simulator expects AMI_SECRET). */
   amiSecret?: string;
+  /** Authenticate as a local OAuth application (tokens arrive through the install handler) instead of a webhook. */
+  oauth?: boolean;
 }
 
 /** Long enough for the redactor (it ignores values shorter than 4 characters). */
@@ -78,7 +82,7 @@ ami:
   secret: ${o.amiSecret ?? AMI_SECRET}
   keepalive_interval_ms: 5000
 bitrix24:
-  webhook_url: ${bitrix.webhookUrl}
+  ${o.oauth ? `oauth: { client_id: ${bitrix.clientId}, client_secret: ${bitrix.clientSecret}, oauth_server: "${bitrix.baseUrl}" }` : `webhook_url: ${bitrix.webhookUrl}`}
   default_user_id: 1
   rate_limit: { per_second: 1000, burst: 1000 }
 pbx:
@@ -89,7 +93,8 @@ pbx:
     local_dir: ${recordings}
     ready_timeout_ms: 3000
 http:
-  enabled: false
+  enabled: ${o.oauth ? 'true' : 'false'}
+  port: 0
 storage:
   path: ${join(dir, 'state.sqlite')}
 customizations:
@@ -109,7 +114,7 @@ ${o.yaml ?? ''}`;
     dir, ami, bitrix, logLines, intents,
     get daemon() { return daemon; },
     async settle() {
-      if (traces.length > 0) await Promise.all(daemon.amiClients.map((c) => c.ready()));
+      await Promise.all(daemon.amiClients.map((c) => c.ready()));
       await ami.done();
       // done() means written, not yet read: a Ping answered after it proves the daemon read everything before it
       await Promise.all(daemon.amiClients.filter((c) => c.isConnected).map((c) => c.action('Ping')));
@@ -122,6 +127,10 @@ ${o.yaml ?? ''}`;
       return bitrix.requests
         .filter((r: LoggedRequest) => r.method.toLowerCase().startsWith('telephony.externalcall.') && r.httpStatus === 200)
         .map((r: LoggedRequest) => ({ method: r.method.replace(/^telephony\.externalCall\./i, ''), params: r.params }));
+    },
+    play(trace: string) {
+      createRecordings(recordings, [join(FIXTURES, `${trace}.jsonl`)]);
+      ami.play(join(FIXTURES, `${trace}.jsonl`), { actionWaitMs: o.actionWaitMs ?? 150 });
     },
     compact() {
       return compact(h.telephony(), [...bitrix.calls.keys()]);
