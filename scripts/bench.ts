@@ -1,0 +1,191 @@
+/**
+ * `npm run bench`: performance figures, measured on the recorded traces, written to bench/results.json and
+ * printed as a table. Figures are ratios and percentiles, never pass/fail: tests never time anything.
+ *
+ * 1. AMI events/s: framing + parsing alone, and framing + parsing + call-event mapping + the call machine,
+ *    over every recorded trace replayed many times with distinct identities (goal: ≥ 50 % of framing alone,
+ *    ≥ 100k events/s).
+ * 2. Latency from the ringing event (DialBegin) to the register request leaving the daemon, through the whole
+ *    integration path (state machine, SQLite transaction with the outbox, dispatcher), without hooks and with a
+ *    chain of five hooks (goal p99 ≤ 5 ms / ≤ 10 ms).
+ * 3. Customization hooks: warm call p50/p99, sandbox restart, a chain of five.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { AmiParser } from '../src/ami/parser.ts';
+import { toCallEvent } from '../src/ami/to-call-event.ts';
+import { DryRunClient } from '../src/bitrix/dry-run.ts';
+import { CallMachine } from '../src/calls/machine.ts';
+import { benchHooks } from '../src/hooks/bench.ts';
+import { HookRunner } from '../src/hooks/runner.ts';
+import { Dispatcher, mergeCardOps, NO_HOOKS, type HookRunnerLike, type IntentOp } from '../src/integration/dispatcher.ts';
+import { PbxSession } from '../src/integration/pbx-session.ts';
+import { silentLogger } from '../src/log/logger.ts';
+import { Outbox } from '../src/outbox/outbox.ts';
+import { openStore } from '../src/store/db.ts';
+import { rewriteIdentities } from '../test/fakes/ami-trace.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const FIXTURES = join(ROOT, 'test/fixtures/ami');
+const LAB = { extensionPattern: '^\\d{2,5}$', trunks: ['provider'] };
+
+function traceFrames(file: string): string[] {
+  return readFileSync(join(FIXTURES, file), 'utf8').split('\n').slice(1).filter(Boolean)
+    .map((l) => JSON.parse(l) as { dir: string; raw: string }).filter((r) => r.dir === 'in' && r.raw.includes('\r\n\r\n')).map((r) => r.raw);
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+const round = (n: number, digits = 3) => Number(n.toFixed(digits));
+
+/** 1. Throughput: one big stream of every trace, copied with distinct identities, read in 64 KiB chunks. */
+function throughput(): Record<string, number> {
+  const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.jsonl') && !f.startsWith('actions-idle'));
+  const base = files.flatMap(traceFrames);
+  const copies = 40;
+  const frames: string[] = [];
+  for (let c = 0; c < copies; c++) for (const raw of base) frames.push(rewriteIdentities(raw, c));
+  const stream = Buffer.from(frames.join(''), 'utf8');
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < stream.length; i += 65536) chunks.push(stream.subarray(i, i + 65536));
+
+  const framingOnly = () => {
+    const parser = new AmiParser();
+    let n = 0;
+    for (const chunk of chunks) n += parser.push(chunk).length;
+    return n;
+  };
+  const fullPath = () => {
+    const parser = new AmiParser();
+    const machine = new CallMachine(LAB);
+    let world = machine.initial();
+    let n = 0;
+    for (const chunk of chunks) {
+      for (const msg of parser.push(chunk)) {
+        n++;
+        const event = toCallEvent(msg);
+        if (event) world = machine.step(world, event).world;
+      }
+    }
+    return n;
+  };
+  const time = (fn: () => number) => {
+    fn(); // warm-up
+    let best = Infinity;
+    let count = 0;
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      count = fn();
+      best = Math.min(best, performance.now() - t0);
+    }
+    return { eventsPerSec: count / (best / 1000), count };
+  };
+  const raw = time(framingOnly);
+  const full = time(fullPath);
+  return {
+    events: raw.count,
+    framingEventsPerSec: Math.round(raw.eventsPerSec),
+    fullPathEventsPerSec: Math.round(full.eventsPerSec),
+    fullToFramingRatio: round(full.eventsPerSec / raw.eventsPerSec),
+  };
+}
+
+/** 2. Ringing event → register request leaving, through the integration layer (SQLite on a temp file). */
+async function ringToRegister(hooks: HookRunnerLike, dir: string, calls: number): Promise<{ p50: number; p99: number }> {
+  const store = openStore(join(dir, `latency-${Date.now()}.sqlite`));
+  let fedAt = 0;
+  const samples: number[] = [];
+  const client = new DryRunClient((r) => {
+    if (r.method === 'telephony.externalCall.register') samples.push(performance.now() - fedAt);
+  });
+  const users = { userFor: async (ext: string | undefined) => (ext ? Number(ext) : undefined) };
+  const dispatcher = new Dispatcher({
+    client, users, hooks, log: silentLogger(), defaultUserId: 1, crmCreate: true, addToChat: true, defaultCountry: 'RU',
+    timezone: 'Europe/Moscow', dryRun: true,
+    recordings: { pbxDir: '/', localDir: '/', attach: false, readyTimeoutMs: 0, uploadThresholdBytes: 1 },
+  });
+  const outbox = new Outbox(store, { handler: (op, prior) => dispatcher.handle(op.payload as IntentOp, prior), merge: mergeCardOps, log: silentLogger() });
+  outbox.start();
+  const session = new PbxSession({ name: 'bench', machine: LAB, store, outbox, log: silentLogger() });
+  const frames = traceFrames('inbound-answered.jsonl');
+  const parse = (raw: string) => new AmiParser().push(raw)[0]!;
+  for (let c = 0; c < calls; c++) {
+    for (const raw of frames) {
+      const msg = parse(rewriteIdentities(raw, c + 1));
+      const event = toCallEvent({ ...msg, receivedAt: Date.now() });
+      if (!event) continue;
+      if (event.type === 'dialBegin') {
+        const sent = samples.length;
+        fedAt = performance.now();
+        session.feed(event);
+        session.flush();
+        while (samples.length === sent) await new Promise((r) => setImmediate(r));
+      } else {
+        session.feed(event);
+        session.flush();
+      }
+    }
+    await outbox.idle();
+  }
+  await outbox.stop();
+  store.close();
+  const sorted = samples.slice(20).sort((a, b) => a - b); // first calls warm the JIT and SQLite
+  return { p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)) };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'ab24-bench-'));
+  const results: Record<string, unknown> = { node: process.version, date: new Date().toISOString() };
+  try {
+    process.stdout.write('measuring AMI throughput…\n');
+    results.throughput = throughput();
+
+    process.stdout.write('measuring ringing → register latency…\n');
+    const noHooks = await ringToRegister(NO_HOOKS, dir, 300);
+    const hookDir = join(dir, 'hooks');
+    mkdirSync(hookDir);
+    const five: Record<string, string> = {
+      'need_registration.js': `module.exports = (i) => ({ data: { need_registration: i.params.trunk !== 'fax' }, state: 'success' });`,
+      'process_phone_number.js': `module.exports = (i) => ({ data: { phone: i.params.phone.replace(/^8/, '+7') }, state: 'success' });`,
+      'process_search_params.js': `module.exports = () => ({ data: { CRM_SOURCE: 'CALL' }, state: 'success' });`,
+      'process_registration_params.js': `module.exports = () => ({ data: { ADD_TO_CHAT: 0 }, state: 'success' });`,
+      'process_final_params.js': `module.exports = (i) => ({ data: i.params, state: 'success' });`,
+    };
+    for (const [name, text] of Object.entries(five)) writeFileSync(join(hookDir, name), text);
+    const runner = new HookRunner({ dir: hookDir, log: silentLogger(), watch: false });
+    await runner.start();
+    const withHooks = await ringToRegister(runner, dir, 300);
+    await runner.stop();
+    results.ringToRegisterMs = { noHooks, fiveHooks: withHooks };
+
+    process.stdout.write('measuring customization hooks…\n');
+    results.hooks = await benchHooks();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  mkdirSync(join(ROOT, 'bench'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench/results.json'), JSON.stringify(results, null, 2) + '\n');
+
+  const t = results.throughput as Record<string, number>;
+  const l = results.ringToRegisterMs as { noHooks: { p50: number; p99: number }; fiveHooks: { p50: number; p99: number } };
+  const h = results.hooks as Record<string, number>;
+  const rows: Array<[string, string, string]> = [
+    ['AMI framing + parsing', `${t.framingEventsPerSec!.toLocaleString('en')} events/s`, ''],
+    ['+ mapping + call machine', `${t.fullPathEventsPerSec!.toLocaleString('en')} events/s`, `${Math.round(t.fullToFramingRatio! * 100)} % of framing (goal ≥ 50 %, ≥ 100k/s)`],
+    ['ringing → register, no hooks', `p50 ${l.noHooks.p50} ms, p99 ${l.noHooks.p99} ms`, 'goal p99 ≤ 5 ms'],
+    ['ringing → register, 5 hooks', `p50 ${l.fiveHooks.p50} ms, p99 ${l.fiveHooks.p99} ms`, 'goal p99 ≤ 10 ms'],
+    ['hook call (warm)', `p50 ${round(h.warmP50Ms!)} ms, p99 ${round(h.warmP99Ms!)} ms`, 'goal p50 ≤ 0.3 ms, p99 ≤ 2 ms'],
+    ['hook sandbox restart', `${round(h.childRestartMs!, 1)} ms`, ''],
+    ['chain of five hooks', `${round(h.chainOfFiveMs!)} ms`, ''],
+  ];
+  process.stdout.write(`\n${rows.map(([a, b, c]) => `  ${a.padEnd(30)}${b.padEnd(34)}${c}`).join('\n')}\n\nwritten to bench/results.json\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
