@@ -161,8 +161,18 @@ export class Dispatcher {
     return out.status === 'ok' ? out.data.phone : normalized;
   }
 
-  async #user(ext: string | undefined): Promise<number> {
-    return (await this.#o.users.userFor(ext)) ?? this.#o.defaultUserId;
+  /** An extension as the user map knows it: process_phone_number sees internal numbers too (Itgrix contract). */
+  async #extension(payload: IntentOp, ext: string): Promise<string> {
+    const out = await this.#hook(payload, 'process_phone_number', { phone: ext });
+    return out.status === 'ok' ? out.data.phone : ext;
+  }
+
+  async #userId(payload: IntentOp, ext: string | undefined): Promise<number | undefined> {
+    return ext ? this.#o.users.userFor(await this.#extension(payload, ext)) : undefined;
+  }
+
+  async #user(payload: IntentOp, ext: string | undefined): Promise<number> {
+    return (await this.#userId(payload, ext)) ?? this.#o.defaultUserId;
   }
 
   async #register(payload: IntentOp, intent: RegisterIntent): Promise<DispatchResult> {
@@ -179,7 +189,7 @@ export class Dispatcher {
     const rawNumber = intent.direction === 'internal' ? intent.peerExtension ?? '' : intent.externalNumber;
     const phone = intent.withheld ? WITHHELD_NUMBER : await this.#phone(payload, rawNumber);
     if (phone === undefined) return { sent: false, skipped: 'process_phone_number cancelled' };
-    const userId = await this.#user(intent.extension);
+    const userId = await this.#user(payload, intent.extension);
     let params: Record<string, unknown> = registerCallWire({
       userId,
       phoneNumber: phone,
@@ -215,7 +225,7 @@ export class Dispatcher {
   async #card(payload: IntentOp, kind: 'show' | 'hide', extensions: string[], callId: string): Promise<DispatchResult> {
     const ids = new Set<number>();
     for (const ext of extensions) {
-      const id = await this.#o.users.userFor(ext);
+      const id = await this.#userId(payload, ext);
       if (id !== undefined) ids.add(id);
       else this.#log.warn(`no Bitrix24 user has internal number ${ext}: card not ${kind === 'show' ? 'shown' : 'hidden'} for it`, { callId: payload.facts.call_id });
     }
@@ -226,7 +236,7 @@ export class Dispatcher {
 
   async #finish(payload: IntentOp, intent: Extract<Intent, { kind: 'finish' }>, callId: string): Promise<DispatchResult> {
     let params: Record<string, unknown> = finishCallWire({
-      callId, userId: await this.#user(intent.extension), duration: intent.durationSec, statusCode: intent.status,
+      callId, userId: await this.#user(payload, intent.extension), duration: intent.durationSec, statusCode: intent.status,
       addToChat: this.#o.addToChat ? 1 : 0,
     });
     const hooked = await this.#hook(payload, 'process_final_params', {

@@ -29,6 +29,14 @@ describe('wired hooks change the request they govern', () => {
     expect(h!.compact()[0]).toBe('register #1 type=2 user=2 phone=89161234567 line=74951234567 crm_create=1');
   });
 
+  test('process_phone_number sees internal numbers too: extension 101 mapped to 102 puts the call on Maria', async () => {
+    await run({ 'process_phone_number.js': js(`return { data: { phone: input.params.phone === '101' ? '102' : input.params.phone }, state: 'success' };`) });
+    expect(h!.compact()).toEqual([
+      'register #1 type=2 user=3 phone=+79161234567 line=74951234567 crm_create=1', 'show #1 users=3',
+      'finish #1 user=3 status=200 duration=5', 'attachRecord #1 1795324160.126.wav',
+    ]);
+  });
+
   test('need_registration false: nothing reaches Bitrix24 for the call', async () => {
     await run({ 'need_registration.js': js(`return { data: { need_registration: input.params.trunk !== 'provider' }, state: 'success' };`) });
     expect(h!.compact()).toEqual([]);
