@@ -86,3 +86,22 @@ test('replay prints the requests a trace produces and sends nothing', async () =
   expect(res.stdout).toContain('"USER_ID":[101,102,103]');
   expect(res.stdout).toContain('"STATUS_CODE":"200"');
 });
+
+test('hook sample | hook test: an integrator tries a script before a call reaches it', async () => {
+  const dir = tempDir();
+  const custom = join(dir, 'customizations');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(custom);
+  writeFileSync(join(custom, 'process_phone_number.js'), `module.exports = (i) => ({ data: { phone: i.params.phone.replace(/^\\+7/, '8') }, state: 'success' });`);
+  const config = join(dir, 'config.yaml');
+  writeFileSync(config, `ami: { username: u, secret: s }\nbitrix24: { webhook_url: "https://x.bitrix24.ru/rest/1/abc/", default_user_id: 1 }\ncustomizations: { dir: ${custom} }\n`);
+  const sample = await cli(['hook', 'sample', 'process_phone_number']);
+  expect(JSON.parse(sample.stdout)).toEqual({ params: { phone: expect.any(String) } });
+  const input = join(dir, 'in.json');
+  writeFileSync(input, JSON.stringify({ params: { phone: '+79161234567' } }));
+  const res = await cli(['hook', 'test', 'process_phone_number', '--input', input, '--config', config]);
+  expect(res.code).toBe(0);
+  expect(res.stdout).toContain('89161234567');
+  const list = await cli(['hook', 'list', '--config', config]);
+  expect(list.stdout).toMatch(/process_phone_number\s+active\s+js/);
+});
