@@ -308,7 +308,7 @@ class Step {
     conv.dialStatus = e.status;
     if (e.status === 'ANSWER') {
       const reg = conv.regId ? this.#reg(call, conv.regId) : undefined;
-      if (reg && conv.forCaller && !reg.answeredBy) this.#answer(call, reg, conv, e.at);
+      if (reg && conv.forCaller && !reg.answeredBy) this.#answer(call, reg, conv);
     } else {
       this.#stopRinging(call, conv, e.at);
     }
@@ -364,7 +364,7 @@ class Step {
   }
 
   /** Channels connected to any of `from` through bridges and Local pairs. */
-  #reachable(call: Call, from: string[]): Set<string> {
+  #reachable(from: string[]): Set<string> {
     const seen = new Set<string>(from);
     const queue = [...from];
     while (queue.length > 0) {
@@ -377,7 +377,6 @@ class Step {
       }
       for (const n of next) if (!seen.has(n)) { seen.add(n); queue.push(n); }
     }
-    void call;
     return seen;
   }
 
@@ -398,7 +397,7 @@ class Step {
   /** Starts and stops talk time by who is connected to the external party now; the first connection answers. */
   #recompute(call: Call, at: number): void {
     const anchors = this.#anchors(call);
-    const connected = anchors.length > 0 ? this.#reachable(call, anchors) : new Set<string>();
+    const connected = anchors.length > 0 ? this.#reachable(anchors) : new Set<string>();
     // A phone connected to the caller without having been rung for it (pickup, park retrieval, completed
     // attended transfer) gets its conversation now.
     for (const ch of Object.values(call.channels)) {
@@ -434,11 +433,11 @@ class Step {
       reg = this.#openRegistration(call, ext, at, conv);
       this.#attach(reg, conv);
     }
-    if (!reg.answeredBy) this.#answer(call, reg, conv, at);
+    if (!reg.answeredBy) this.#answer(call, reg, conv);
   }
 
   /** Someone answered this registration: the others' cards go away, the answerer's stays (or appears). */
-  #answer(call: Call, reg: Registration, conv: Conversation, _at: number): void {
+  #answer(call: Call, reg: Registration, conv: Conversation): void {
     reg.answeredBy = conv.channelId;
     if (this.#showCard === 'never' || call.direction === 'internal') return;
     const others = reg.shown.filter((ext) => ext !== conv.party);

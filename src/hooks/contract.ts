@@ -200,18 +200,9 @@ export interface FinalParams extends FinishFields {
   entity_data?: EntityData;
 }
 
-export interface UpdatedEntityParams {
-  id: string;
-  from: string;
-  to: string;
-  from_local: boolean;
-  to_local: boolean;
-  trunk: string;
-  type: 1 | 2 | 3;
-  state: 1 | 2 | 3;
-  started_at: string;
-  answered_at: string;
-  ended_at: string;
+/** The whole call (the seed's `get_updated_lead_fields` input): the call-level conversation fields plus every conversation. */
+export interface UpdatedEntityParams extends Pick<Conversation,
+  'id' | 'from' | 'to' | 'from_local' | 'to_local' | 'trunk' | 'type' | 'state' | 'started_at' | 'answered_at' | 'ended_at'> {
   /** Every conversation of the call, by conversation id. */
   conversations: Record<string, Conversation>;
   entity_data?: EntityData;

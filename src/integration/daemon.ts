@@ -22,6 +22,8 @@ import { HttpServer } from './http-server.ts';
 import { PbxSession } from './pbx-session.ts';
 import { UserDirectory } from './user-directory.ts';
 
+const OUTBOX_RETENTION_MS = 3 * 24 * 3_600_000;
+
 /** OAuth tokens live in the state database, next to the calls they serve. */
 export class KvTokenStore implements TokenStore {
   readonly #store: Store;
@@ -58,6 +60,7 @@ export class Daemon {
   readonly sessions: PbxSession[] = [];
   readonly amiClients: AmiClient[] = [];
   readonly http: HttpServer | undefined;
+  #pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(o: DaemonOptions) {
     const { config, log } = o;
@@ -114,12 +117,22 @@ export class Daemon {
     await this.http?.start();
     await this.users.start().catch((err: Error) => this.log.warn(`user directory: ${err.message}`));
     this.outbox.start();
+    // Delivered requests are kept a few days (a long call's finish needs its register's result), then pruned.
+    this.#pruneTimer = setInterval(() => {
+      try {
+        const n = this.outbox.prune(OUTBOX_RETENTION_MS);
+        if (n > 0) this.log.info(`outbox: pruned ${n} delivered request(s) older than 3 days`);
+      } catch (err) {
+        this.log.error(`outbox prune failed: ${(err as Error).message}`, { code: 'E_STORE' });
+      }
+    }, 3_600_000).unref();
     for (const s of this.sessions) s.start();
     this.log.info(`daemon started: ${this.sessions.length} PBX(es), outbox depth ${this.outbox.depth()}`);
   }
 
   /** SIGTERM: stop taking events, commit what was read, let in-flight requests finish, close. */
   async stop(): Promise<void> {
+    clearInterval(this.#pruneTimer);
     for (const s of this.sessions) await s.stop();
     await this.outbox.stop();
     this.users.stop();
