@@ -12,10 +12,14 @@ import type { Daemon } from './daemon.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
+/** A route handler: features (click-to-call events, metrics, …) register their own paths. */
+export type RouteHandler = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<void> | void;
+
 export class HttpServer {
   readonly #daemon: Daemon;
   readonly #log: Logger;
   readonly #server: http.Server;
+  readonly #routes = new Map<string, RouteHandler>();
 
   constructor(o: { daemon: Daemon; log: Logger }) {
     this.#daemon = o.daemon;
@@ -46,10 +50,22 @@ export class HttpServer {
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
+  /** Adds a route (`method` may be '*' for any). Paths match exactly, without the query string. */
+  route(method: string, path: string, handler: RouteHandler): void {
+    this.#routes.set(`${method.toUpperCase()} ${path}`, handler);
+  }
+
   async #route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method === 'GET' && path === '/healthz') return this.#health(res);
-    if (req.method === 'POST' && path === '/bitrix24/install') return this.#install(req, res);
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://daemon');
+    } catch {
+      return reply(res, 400, { error: 'malformed request target' });
+    }
+    const handler = this.#routes.get(`${req.method ?? ''} ${url.pathname}`) ?? this.#routes.get(`* ${url.pathname}`);
+    if (handler) return handler(req, res, url);
+    if (req.method === 'GET' && url.pathname === '/healthz') return this.#health(res);
+    if (req.method === 'POST' && url.pathname === '/bitrix24/install') return this.#install(req, res);
     reply(res, 404, { error: 'not found' });
   }
 
@@ -82,7 +98,8 @@ export class HttpServer {
   }
 }
 
-async function readForm(req: http.IncomingMessage): Promise<Record<string, string> | undefined> {
+/** Reads a form-encoded (or JSON) body of at most 64 KiB; undefined when it is too large or malformed. */
+export async function readForm(req: http.IncomingMessage): Promise<Record<string, string> | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -103,7 +120,7 @@ async function readForm(req: http.IncomingMessage): Promise<Record<string, strin
   return Object.fromEntries(new URLSearchParams(text));
 }
 
-function reply(res: http.ServerResponse, status: number, body: unknown): void {
+export function reply(res: http.ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
 }
