@@ -122,6 +122,30 @@ function toConfig(raw: RawConfig, baseDir: string): Config {
       watch: raw.customizations.watch,
     },
     log: { level: raw.log.level, format: raw.log.format },
+    clickToCall: {
+      channel: raw.click_to_call.channel,
+      context: raw.click_to_call.context,
+      priority: raw.click_to_call.priority,
+      callerId: raw.click_to_call.caller_id,
+      ringTimeoutMs: raw.click_to_call.ring_timeout_ms,
+    },
+    events: {
+      mode: raw.events.mode,
+      pollIntervalMs: raw.events.poll_interval_ms,
+      ...(raw.events.handler_url !== undefined ? { handlerUrl: raw.events.handler_url } : {}),
+    },
+    ...(raw.robot_webhook ? {
+      robotWebhook: {
+        token: raw.robot_webhook.token,
+        stages: raw.robot_webhook.stages.map((st) => ({
+          categoryId: st.category_id,
+          ...(st.positive !== undefined ? { positive: st.positive } : {}),
+          ...(st.negative !== undefined ? { negative: st.negative } : {}),
+          ...(st.neutral !== undefined ? { neutral: st.neutral } : {}),
+        })),
+      },
+    } : {}),
+    bizproc: raw.bizproc.map((b) => ({ event: b.event, templateId: b.template_id })),
   };
 }
 

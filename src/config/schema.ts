@@ -62,6 +62,37 @@ const bitrix24Schema = t.object({
   user_refresh_cron: withDefault(t.string({ minLength: 1 }), '*/15 * * * *'),
 });
 
+const clickToCallSchema = t.object({
+  channel: withDefault(t.string({ minLength: 1 }), 'PJSIP/{extension}'),
+  context: withDefault(t.string({ minLength: 1 }), 'from-internal'),
+  priority: withDefault(t.integer({ minimum: 1 }), 1),
+  caller_id: withDefault(t.string({ minLength: 1 }), '{number}'),
+  ring_timeout_ms: withDefault(ms(), 30000),
+});
+
+const eventsSchema = t.object({
+  mode: withDefault(t.enum(['online', 'offline']), 'online'),
+  handler_url: optional(t.string({ pattern: '^https?://' })),
+  poll_interval_ms: withDefault(ms(), 3000),
+});
+
+const stageMapSchema = t.object({
+  category_id: withDefault(t.integer({ minimum: 0 }), 0),
+  positive: optional(t.string({ minLength: 1 })),
+  negative: optional(t.string({ minLength: 1 })),
+  neutral: optional(t.string({ minLength: 1 })),
+});
+
+const robotWebhookSchema = t.object({
+  token: required(t.string({ minLength: 8 })),
+  stages: withDefault(t.array(stageMapSchema), []),
+});
+
+const bizprocSchema = t.object({
+  event: required(t.enum(['incoming', 'outgoing', 'missed', 'answered', 'recording'])),
+  template_id: required(t.integer({ minimum: 1 })),
+});
+
 /** The whole file, after the loader turned a single `ami:` mapping into a one-element list. */
 export const rawConfigSchema = t.object({
   ami: required(t.array(amiSchema, { minItems: 1 })),
@@ -81,6 +112,10 @@ export const rawConfigSchema = t.object({
     pool_size: withDefault(t.integer({ minimum: 1 }), 1),
     watch: withDefault(t.boolean(), true),
   }), {}),
+  click_to_call: withDefault(clickToCallSchema, {}),
+  events: withDefault(eventsSchema, {}),
+  robot_webhook: optional(robotWebhookSchema),
+  bizproc: withDefault(t.array(bizprocSchema), []),
   log: withDefault(t.object({
     level: withDefault(t.enum(['error', 'warn', 'info', 'debug']), 'info'),
     format: withDefault(t.enum(['text', 'json']), 'text'),
@@ -166,4 +201,21 @@ export interface Config {
   /** `dir` is absolute (resolved against the config file's folder). */
   readonly customizations: { readonly dir: string; readonly timeoutMs: number; readonly poolSize: number; readonly watch: boolean };
   readonly log: { readonly level: 'error' | 'warn' | 'info' | 'debug'; readonly format: 'text' | 'json' };
+  /** Originate for Bitrix24's click-to-call: `{extension}` and `{number}` are filled in per call. */
+  readonly clickToCall: {
+    readonly channel: string;
+    readonly context: string;
+    readonly priority: number;
+    readonly callerId: string;
+    readonly ringTimeoutMs: number;
+  };
+  /** How Bitrix24 events reach the daemon: posted to http (online) or polled with event.offline.get (offline). */
+  readonly events: { readonly mode: 'online' | 'offline'; readonly handlerUrl?: string; readonly pollIntervalMs: number };
+  /** The robot webhook (/webhook/callback); absent when not configured. */
+  readonly robotWebhook?: {
+    readonly token: string;
+    readonly stages: ReadonlyArray<{ readonly categoryId: number; readonly positive?: string; readonly negative?: string; readonly neutral?: string }>;
+  };
+  /** Business processes started on call events. */
+  readonly bizproc: ReadonlyArray<{ readonly event: 'incoming' | 'outgoing' | 'missed' | 'answered' | 'recording'; readonly templateId: number }>;
 }

@@ -75,13 +75,15 @@ describe('config/example.yaml', () => {
     // Uncomment `# key: value` lines (not prose) to see the optional keys the file shows but does not set.
     const text = readFileSync(examplePath, 'utf8')
       .split('\n')
-      .map((line) => line.replace(/^(\s*)# (\s*[a-z_]+:(?: .*)?)$/, '$1$2'))
+      .map((line) => line.replace(/^(\s*)# (\s*(?:- )?[a-z_]+:(?: .*)?)$/, '$1$2'))
       .join('\n');
     const doc = parseDocument(text);
     const undocumented: string[] = [];
     const walk = (schema: Record<string, unknown>, yamlPath: Array<string | number>) => {
       if (schema.type === 'array' && (schema.items as Record<string, unknown>).type === 'object') {
-        return walk(schema.items as Record<string, unknown>, yamlPath);
+        // A list of mappings is documented by one example entry (or, like `ami`, by a single mapping).
+        const node = doc.getIn(yamlPath, true) as { items?: unknown[] } | undefined;
+        return walk(schema.items as Record<string, unknown>, Array.isArray(node?.items) && doc.hasIn([...yamlPath, 0]) ? [...yamlPath, 0] : yamlPath);
       }
       const properties = schema.properties as Record<string, Record<string, unknown>> | undefined;
       for (const [key, sub] of Object.entries(properties ?? {})) {
@@ -143,6 +145,9 @@ describe('parseConfig', () => {
       storage: { path: '/var/lib/asterisk-bitrix24/state.sqlite' },
       customizations: { dir: '/etc/asterisk-bitrix24/customizations', timeoutMs: 1000, poolSize: 1, watch: true },
       log: { level: 'info', format: 'text' },
+      clickToCall: { channel: 'PJSIP/{extension}', context: 'from-internal', priority: 1, callerId: '{number}', ringTimeoutMs: 30000 },
+      events: { mode: 'online', pollIntervalMs: 3000 },
+      bizproc: [],
     };
     expect(config).toEqual(expected);
   });
