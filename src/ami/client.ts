@@ -41,6 +41,11 @@ export interface AmiActionResult {
 
 export interface AmiActionOptions {
   timeoutMs?: number;
+  /**
+   * Called with the ActionID right before the action is written: events that carry it (OriginateResponse) can
+   * arrive in the same socket read as the response, before the returned promise settles.
+   */
+  onActionId?: (actionId: string) => void;
 }
 
 export interface AmiConnectedInfo {
@@ -199,11 +204,11 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     if (!conn || !conn.loggedIn) {
       return Promise.reject(new DaemonError('E_AMI_CONNECT', `${name} not sent: AMI ${this.opts.name} is not connected`));
     }
-    return this.send(conn, name, fields, opts.timeoutMs ?? this.opts.actionTimeoutMs);
+    return this.send(conn, name, fields, opts.timeoutMs ?? this.opts.actionTimeoutMs, opts.onActionId);
   }
 
-  private send(conn: Connection, action: string, fields: AmiActionFields, timeoutMs: number): Promise<AmiActionResult> {
-    return new Promise((resolve, reject) => this.request(conn, action, fields, timeoutMs, resolve, reject));
+  private send(conn: Connection, action: string, fields: AmiActionFields, timeoutMs: number, onActionId?: (id: string) => void): Promise<AmiActionResult> {
+    return new Promise((resolve, reject) => this.request(conn, action, fields, timeoutMs, resolve, reject, onActionId));
   }
 
   /** Sends an action; `resolve`/`reject` run synchronously when the answer is parsed (or at timeout). */
@@ -214,6 +219,7 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     timeoutMs: number,
     resolve: (result: AmiActionResult) => void,
     reject: (error: DaemonError) => void,
+    onActionId?: (actionId: string) => void,
   ): void {
     const actionId = `${this.idPrefix}${++this.actionSeq}`;
     let frame: string;
@@ -228,6 +234,7 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
       reject(new DaemonError('E_AMI_TIMEOUT', `${action} got no answer within ${timeoutMs} ms (ActionID ${actionId})`));
     }, timeoutMs);
     this.pending.set(actionId, { action, actionId, resolve, reject, timer, events: [] });
+    onActionId?.(actionId);
     conn.socket.write(frame);
   }
 

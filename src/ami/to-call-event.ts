@@ -41,6 +41,9 @@ export function channelRef(f: Readonly<Record<string, string>>, prefix = ''): Ch
 /** Variables that carry call facts; FreePBX and plain dialplans spell the DID differently. */
 const RECORDING_VARS = new Set(['MIXMONITOR_FILENAME']);
 const DID_VARS = new Set(['FROM_DID', '__FROM_DID', '_FROM_DID']);
+/** Set (inherited) by the daemon's click-to-call Originate: ties every channel of the call to the Bitrix24 CALL_ID. */
+export const CLICK_TO_CALL_VAR = 'B24_CALL_ID';
+const CLICK_TO_CALL_VARS = new Set([CLICK_TO_CALL_VAR, `_${CLICK_TO_CALL_VAR}`, `__${CLICK_TO_CALL_VAR}`]);
 
 /** Channel events that only matter for noticing a Linkedid change. */
 const SEEN_EVENTS = new Set(['NewConnectedLine', 'NewCallerid', 'Hold', 'Unhold', 'HangupRequest', 'SoftHangupRequest', 'MixMonitorStart']);
@@ -83,7 +86,8 @@ export function toCallEvent(msg: AmiMessage): CallEvent | undefined {
     }
     case 'VarSet': {
       const variable = f['Variable'] ?? '';
-      const name = RECORDING_VARS.has(variable) ? 'recording' : DID_VARS.has(variable) ? 'did' : undefined;
+      const name = RECORDING_VARS.has(variable) ? 'recording' : DID_VARS.has(variable) ? 'did'
+        : CLICK_TO_CALL_VARS.has(variable) ? 'bitrixCallId' : undefined;
       const channel = name && channelRef(f);
       return channel && name ? { type: 'varSet', at: eventTime(msg), channel, name, value: f['Value'] ?? '' } : undefined;
     }

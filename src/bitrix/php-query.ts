@@ -32,3 +32,43 @@ function appendPair(parts: string[], key: string, value: unknown): void {
   parts.push(`${key}=${encodeURIComponent(scalar)}`);
 }
 
+
+export type PhpValue = string | PhpObject;
+export interface PhpObject { [key: string]: PhpValue }
+
+/**
+ * The inverse, for what Bitrix24 posts to event handlers: `event=…&data[PHONE_NUMBER]=…&auth[application_token]=…`
+ * (PHP's parse_str). Throws on malformed percent-encoding; keys that are not `name[sub]…` are skipped; depth and
+ * pair count are capped, since the body comes from the network. `__proto__`-like keys cannot reach a prototype
+ * (the objects have none).
+ */
+export function fromPhpQuery(qs: string, limits: { maxPairs?: number; maxDepth?: number } = {}): PhpObject {
+  const root: PhpObject = Object.create(null) as PhpObject;
+  const maxPairs = limits.maxPairs ?? 1000;
+  const maxDepth = limits.maxDepth ?? 5;
+  const pairs = qs.split('&');
+  if (pairs.length > maxPairs) throw new Error(`more than ${maxPairs} fields`);
+  const decode = (s: string) => decodeURIComponent(s.replace(/\+/g, ' '));
+  for (const pair of pairs) {
+    if (!pair) continue;
+    const eq = pair.indexOf('=');
+    const key = decode(eq < 0 ? pair : pair.slice(0, eq));
+    const value = decode(eq < 0 ? '' : pair.slice(eq + 1));
+    const m = /^([^[\]]+)((?:\[[^[\]]*\])*)$/.exec(key);
+    if (!m) continue;
+    const path = [m[1]!, ...[...(m[2] ?? '').matchAll(/\[([^[\]]*)\]/g)].map((x) => x[1]!)];
+    if (path.length > maxDepth) throw new Error(`field ${key.slice(0, 40)} is nested too deep`);
+    let node = root;
+    for (let i = 0; i < path.length; i++) {
+      let seg = path[i]!;
+      if (seg === '') seg = String(Object.keys(node).length);
+      if (i === path.length - 1) {
+        node[seg] = value;
+      } else {
+        const next = node[seg];
+        node = typeof next === 'object' ? next : (node[seg] = Object.create(null) as PhpObject);
+      }
+    }
+  }
+  return root;
+}

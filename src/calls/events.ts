@@ -61,8 +61,33 @@ export interface HangupEvent extends Base {
 export interface VarSetEvent extends Base {
   type: 'varSet';
   channel: ChannelRef;
-  name: 'recording' | 'did';
+  /** bitrixCallId: the Bitrix24 CALL_ID a click-to-call Originate put on its channels (B24_CALL_ID). */
+  name: 'recording' | 'did' | 'bitrixCallId';
   value: string;
+}
+
+/**
+ * Bitrix24 started this call (click-to-call): it already has a Bitrix24 CALL_ID, so it must not be registered
+ * again. `channelId` is the Originate's first channel (OriginateResponse), when Asterisk said which.
+ */
+export interface ClickToCallEvent extends Base {
+  type: 'clickToCall';
+  bitrixCallId: string;
+  channelId?: string;
+  extension?: string;
+  bitrixUserId: number;
+  number: string;
+}
+
+/** The click-to-call Originate failed before any call existed (agent never answered, busy, no such user, ...). */
+export interface ClickToCallFailedEvent extends Base {
+  type: 'clickToCallFailed';
+  bitrixCallId: string;
+  extension?: string;
+  bitrixUserId: number;
+  number: string;
+  reason: 'noanswer' | 'busy' | 'unavailable' | 'nouser' | 'failed';
+  detail?: string;
 }
 
 export interface TransferEvent extends Base {
@@ -87,4 +112,4 @@ export interface SnapshotEvent extends Base {
 
 export type CallEvent =
   | ChannelNewEvent | ChannelStateEvent | ChannelSeenEvent | DialBeginEvent | DialEndEvent | BridgeEvent
-  | HangupEvent | VarSetEvent | TransferEvent | SnapshotEvent;
+  | HangupEvent | VarSetEvent | TransferEvent | SnapshotEvent | ClickToCallEvent | ClickToCallFailedEvent;

@@ -39,6 +39,10 @@ export interface RegisterIntent extends IntentBase {
   startedAt: number;
   /** Why this registration exists: the call itself, or an agent who took it over. */
   reason: 'call' | 'transfer' | 'pickup' | 'park' | 'forward';
+  /** Click-to-call: Bitrix24 registered the call itself; this CALL_ID is used instead of registering again. */
+  existingCallId?: string;
+  /** Click-to-call: the Bitrix24 user who clicked (used when the extension has no user mapping). */
+  bitrixUserId?: number;
 }
 
 export interface ShowIntent extends IntentBase {
@@ -63,6 +67,10 @@ export interface FinishIntent extends IntentBase {
   hangupCause?: string;
   /** Epoch ms when the conversation ended. */
   endedAt: number;
+  /** The Bitrix24 user to finish under when known directly (click-to-call's clicking user). */
+  bitrixUserId?: number;
+  /** A reason shown in Bitrix24 for a call that failed (FAILED_REASON). */
+  failedReason?: string;
 }
 
 export interface AttachRecordIntent extends IntentBase {

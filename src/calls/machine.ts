@@ -13,8 +13,11 @@
  * the call's external party, so ringing, queueing and an agent's consult time are not talk time.
  */
 import { ChannelClassifier, isWithheld, localPartnerName, numberFromDialString, type ClassifyConfig } from './channels.ts';
-import type { CallEvent, ChannelRef, DialBeginEvent, DialEndEvent, BridgeEvent, HangupEvent, SnapshotEvent, TransferEvent } from './events.ts';
-import type { Intent, RegisterIntent } from './intents.ts';
+import type {
+  BridgeEvent, CallEvent, ChannelRef, ClickToCallEvent, ClickToCallFailedEvent, DialBeginEvent, DialEndEvent, HangupEvent,
+  SnapshotEvent, TransferEvent,
+} from './events.ts';
+import type { FinishStatus, Intent, RegisterIntent } from './intents.ts';
 import type { Call, Channel, Conversation, Registration, World } from './model.ts';
 import { emptyWorld } from './model.ts';
 import { missedStatus } from './outcome.ts';
@@ -98,8 +101,11 @@ class Step {
         if (!hit) return;
         if (e.name === 'recording' && e.value && !hit.call.recordings.includes(e.value)) hit.call.recordings.push(e.value);
         if (e.name === 'did' && e.value && hit.call.direction === 'incoming' && (!hit.call.did || hit.call.did === 's')) hit.call.did = e.value;
+        if (e.name === 'bitrixCallId' && e.value) hit.call.clickToCall ??= { bitrixCallId: e.value };
         return;
       }
+      case 'clickToCall': return this.#onClickToCall(e);
+      case 'clickToCallFailed': return this.#onClickToCallFailed(e);
       case 'dialBegin': return this.#onDialBegin(e);
       case 'dialEnd': return this.#onDialEnd(e);
       case 'bridgeEnter':
@@ -484,6 +490,13 @@ class Step {
       // Nobody was ever rung (IVR, a queue whose agents were all busy): still a missed call for the CRM.
       this.#openRegistration(call, undefined, at, undefined);
     }
+    if (call.clickToCall && call.registrations.length === 0) {
+      // Click-to-call that never got to the client (the agent did not answer): Bitrix24's call must still end.
+      call.direction = 'outgoing';
+      call.externalNumber ??= call.clickToCall.number ?? '';
+      const origin = call.originId ? call.channels[call.originId] : undefined;
+      this.#openRegistration(call, call.clickToCall.extension ?? (origin?.kind === 'extension' ? origin.endpoint : undefined), at, undefined);
+    }
     for (const reg of call.registrations) {
       if (reg.finished) continue;
       if (reg.answeredBy) this.#finishAnswered(call, reg, at);
@@ -516,7 +529,7 @@ class Step {
     this.intents.push({
       kind: 'finish', callKey: call.key, regId: reg.id, durationSec: Math.round(talkMs / 1000), status: '200',
       answered: true, endedAt: conv.endedAt ?? at, ...(ext ? { extension: ext } : {}),
-      ...(conv.cause ? { hangupCause: conv.cause } : {}),
+      ...(conv.cause ? { hangupCause: conv.cause } : {}), ...this.#clickToCallFinish(call, reg, at),
     });
   }
 
@@ -530,8 +543,65 @@ class Step {
     reg.finished = true;
     this.intents.push({
       kind: 'finish', callKey: call.key, regId: reg.id, durationSec: 0, status: outcome.status, answered: false, endedAt: at,
-      ...(ext ? { extension: ext } : {}), ...(outcome.cause ? { hangupCause: outcome.cause } : {}),
+      ...(ext ? { extension: ext } : {}), ...(outcome.cause ? { hangupCause: outcome.cause } : {}), ...this.#clickToCallFinish(call, reg, at),
     });
+  }
+
+  /** A click-to-call's finish goes to the clicking user, and the CALL_ID is remembered as done. */
+  #clickToCallFinish(call: Call, reg: Registration, at: number): { bitrixUserId?: number } {
+    if (!reg.existingCallId) return {};
+    this.#w.clickToCallDone[reg.existingCallId] = at;
+    const user = call.clickToCall?.bitrixUserId;
+    return user !== undefined ? { bitrixUserId: user } : {};
+  }
+
+  // ── click-to-call ─────────────────────────────────────────────────────────────────────────────────────
+
+  /** The Originate's first channel is known (OriginateResponse): its call is Bitrix24's click-to-call. */
+  #onClickToCall(e: ClickToCallEvent): void {
+    this.#pruneClickToCall(e.at);
+    const call = e.channelId ? this.#callOf(e.channelId) : undefined;
+    if (!call || call.endedAt !== undefined) return;
+    call.clickToCall = {
+      bitrixCallId: e.bitrixCallId, bitrixUserId: e.bitrixUserId, number: e.number, ...(e.extension ? { extension: e.extension } : {}),
+    };
+    this.touched.add(call.key);
+  }
+
+  /**
+   * The Originate failed without a call we follow (or before one existed): the Bitrix24 call is finished
+   * here — once, whatever else reports the same CALL_ID later.
+   */
+  #onClickToCallFailed(e: ClickToCallFailedEvent): void {
+    this.#pruneClickToCall(e.at);
+    if (this.#w.clickToCallDone[e.bitrixCallId] !== undefined) return;
+    if (Object.values(this.#w.calls).some((c) => c.clickToCall?.bitrixCallId === e.bitrixCallId)) return;
+    const status: FinishStatus = e.reason === 'busy' ? '486' : e.reason === 'noanswer' ? '603-S' : e.reason === 'unavailable' ? '480' : 'OTHER';
+    const callKey = `c2c-${e.bitrixCallId}`;
+    const base = { callKey, regId: 'r0', bitrixUserId: e.bitrixUserId, ...(e.extension ? { extension: e.extension } : {}) };
+    // A call that existed only in Bitrix24: kept just long enough to be reported with this step's result.
+    const call: Call = {
+      key: callKey, linkedIds: [], direction: 'outgoing', startedAt: e.at, endedAt: e.at, externalNumber: e.number, withheld: false,
+      channels: {}, conversations: {}, recordings: [], transfers: [],
+      registrations: [{ id: 'r0', reason: 'call', conversations: [], shown: [], finished: true, existingCallId: e.bitrixCallId, ...(e.extension ? { extension: e.extension } : {}) }],
+      clickToCall: { bitrixCallId: e.bitrixCallId, bitrixUserId: e.bitrixUserId, number: e.number, ...(e.extension ? { extension: e.extension } : {}) },
+    };
+    this.endedCalls.set(callKey, call);
+    this.ended.push(callKey);
+    this.touched.add(callKey);
+    this.intents.push({
+      kind: 'register', ...base, direction: 'outgoing', externalNumber: e.number, withheld: false, startedAt: e.at, reason: 'call',
+      existingCallId: e.bitrixCallId,
+    });
+    this.intents.push({
+      kind: 'finish', ...base, durationSec: 0, status, answered: false, endedAt: e.at, ...(e.detail ? { failedReason: e.detail } : {}),
+    });
+    this.#w.clickToCallDone[e.bitrixCallId] = e.at;
+  }
+
+  /** Forgets finished click-to-call ids after 6 hours of PBX time (a late duplicate is long impossible by then). */
+  #pruneClickToCall(at: number): void {
+    for (const [id, doneAt] of Object.entries(this.#w.clickToCallDone)) if (at - doneAt > 6 * 3_600_000) delete this.#w.clickToCallDone[id];
   }
 
   // ── registrations and cards ───────────────────────────────────────────────────────────────────────────
@@ -547,6 +617,9 @@ class Step {
     const reason = call.registrations.length === 0 ? 'call' : this.#takeOverReason(call, conv);
     const reg: Registration = { id: `r${call.registrations.length}`, reason, conversations: [], shown: [], finished: false };
     if (extension) reg.extension = extension;
+    // Bitrix24 registered a click-to-call itself: its CALL_ID is this call's first registration.
+    const c2c = call.registrations.length === 0 ? call.clickToCall : undefined;
+    if (c2c) reg.existingCallId = c2c.bitrixCallId;
     call.registrations.push(reg);
     const intent: RegisterIntent = {
       kind: 'register', callKey: call.key, regId: reg.id, direction: call.direction ?? 'incoming',
@@ -557,6 +630,10 @@ class Step {
     if (call.trunk) intent.trunk = call.trunk;
     if (extension) intent.extension = extension;
     if (call.direction === 'internal' && call.peerExtension) intent.peerExtension = call.peerExtension;
+    if (c2c) {
+      intent.existingCallId = c2c.bitrixCallId;
+      if (c2c.bitrixUserId !== undefined) intent.bitrixUserId = c2c.bitrixUserId;
+    }
     this.intents.push(intent);
     return reg;
   }
@@ -575,6 +652,8 @@ class Step {
   }
 
   #show(call: Call, reg: Registration, exts: string[]): void {
+    // Bitrix24 opened the card of its own click-to-call call itself.
+    if (reg.existingCallId) return;
     const fresh = exts.filter((x) => !reg.shown.includes(x));
     if (fresh.length === 0 || this.#showCard === 'never') return;
     reg.shown.push(...fresh);

@@ -52,6 +52,8 @@ export interface Registration {
   shown: string[];
   answeredBy?: string;
   finished: boolean;
+  /** Click-to-call: the Bitrix24 call already exists (registered by Bitrix24 itself); no cards, no register. */
+  existingCallId?: string;
 }
 
 export interface TransferFact {
@@ -82,6 +84,8 @@ export interface Call {
   recordings: string[];
   transfers: TransferFact[];
   endedAt?: number;
+  /** Click-to-call: started by Bitrix24 with this CALL_ID, for this user and number. */
+  clickToCall?: { bitrixCallId: string; bitrixUserId?: number; extension?: string; number?: string };
 }
 
 export interface World {
@@ -92,8 +96,10 @@ export interface World {
   linkedCall: Record<string, string>;
   /** bridge id → channel uniqueids in it (bridges may hold channels of two calls during pickup/park). */
   bridges: Record<string, string[]>;
+  /** Click-to-call CALL_IDs already finished → when (so a late OriginateResponse cannot finish one twice). */
+  clickToCallDone: Record<string, number>;
 }
 
 export function emptyWorld(): World {
-  return { calls: {}, channelCall: {}, linkedCall: {}, bridges: {} };
+  return { calls: {}, channelCall: {}, linkedCall: {}, bridges: {}, clickToCallDone: {} };
 }

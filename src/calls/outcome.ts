@@ -24,6 +24,13 @@ const CONGESTION_CAUSES = new Set(['27', '34', '38', '41', '42', '44', '47']);
 
 export function missedStatus(call: Call, convs: Conversation[]): Outcome {
   if (call.direction === 'incoming') return incomingMissed(convs.filter((c) => c.kind !== 'caller'));
+  if (call.clickToCall && !Object.values(call.channels).some((c) => c.kind === 'trunk')) {
+    // Click-to-call whose agent never answered their own phone: nothing was dialled, the call is cancelled
+    // (busy when the agent's phone refused it).
+    const agent = call.originId ? call.channels[call.originId] : undefined;
+    const busy = agent && (agent.dialStatus === 'BUSY' || (agent.cause !== undefined && BUSY_CAUSES.has(agent.cause)));
+    return busy ? { status: '486', cause: agent.cause ?? '17' } : { status: '603-S', ...(agent?.cause ? { cause: agent.cause } : {}) };
+  }
   const legs = Object.values(call.channels).filter((c) =>
     call.direction === 'outgoing' ? c.kind === 'trunk' : c.kind === 'extension' && c.id !== call.anchorId);
   const leg = legs[legs.length - 1];

@@ -18,7 +18,10 @@ import type { Logger } from '../log/logger.ts';
 import { Outbox } from '../outbox/outbox.ts';
 import { openStore, type Store } from '../store/db.ts';
 import { Dispatcher, mergeCardOps, type IntentOp } from './dispatcher.ts';
+import { BitrixEvents } from './bitrix-events.ts';
+import { ClickToCall } from './click-to-call.ts';
 import { HttpServer } from './http-server.ts';
+import { OfflineEvents } from './offline-events.ts';
 import { PbxSession } from './pbx-session.ts';
 import { UserDirectory } from './user-directory.ts';
 
@@ -60,6 +63,9 @@ export class Daemon {
   readonly sessions: PbxSession[] = [];
   readonly amiClients: AmiClient[] = [];
   readonly http: HttpServer | undefined;
+  readonly clickToCall: ClickToCall | undefined;
+  readonly events: BitrixEvents;
+  readonly offlineEvents: OfflineEvents | undefined;
   #pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(o: DaemonOptions) {
@@ -110,6 +116,18 @@ export class Daemon {
       }));
     }
     this.http = config.http.enabled && !o.withoutAmi ? new HttpServer({ daemon: this, log }) : undefined;
+    // Click-to-call rings phones through the first PBX (several PBXes: the first one owns the agents' phones).
+    const firstAmi = this.amiClients[0];
+    const firstSession = this.sessions[0];
+    this.clickToCall = firstAmi && firstSession
+      ? new ClickToCall({ session: firstSession, ami: firstAmi, users: this.users, hooks: this.hooks, config: config.clickToCall, log })
+      : undefined;
+    this.events = new BitrixEvents({
+      clickToCall: this.clickToCall, client: this.client, defaultUserId: b.defaultUserId, timezone: pbx.timezone, log,
+      tokens: async () => [b.applicationToken, this.auth instanceof OAuthAuth ? (await this.auth.tokens())?.applicationToken : undefined],
+    });
+    if (this.http) this.events.attach(this.http);
+    this.offlineEvents = config.events.mode === 'offline' ? new OfflineEvents({ client: this.client, events: this.events, intervalMs: config.events.pollIntervalMs, log }) : undefined;
   }
 
   async start(): Promise<void> {
@@ -127,12 +145,14 @@ export class Daemon {
       }
     }, 3_600_000).unref();
     for (const s of this.sessions) s.start();
+    this.offlineEvents?.start();
     this.log.info(`daemon started: ${this.sessions.length} PBX(es), outbox depth ${this.outbox.depth()}`);
   }
 
   /** SIGTERM: stop taking events, commit what was read, let in-flight requests finish, close. */
   async stop(): Promise<void> {
     clearInterval(this.#pruneTimer);
+    await this.offlineEvents?.stop();
     for (const s of this.sessions) await s.stop();
     await this.outbox.stop();
     this.users.stop();

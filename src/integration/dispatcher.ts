@@ -177,6 +177,12 @@ export class Dispatcher {
 
   async #register(payload: IntentOp, intent: RegisterIntent): Promise<DispatchResult> {
     const { facts } = payload;
+    if (intent.existingCallId) {
+      // Click-to-call: Bitrix24 registered this call itself when the agent clicked; registering again would
+      // create a second call record.
+      this.#log.info(`click-to-call ${intent.existingCallId}: using Bitrix24's own registration`, { callId: facts.call_id });
+      return { sent: true, callId: intent.existingCallId };
+    }
     const need = await this.#hook(payload, 'need_registration', {
       call_id: facts.call_id, call_stage: 'conversation_requested', direction: intent.direction,
       external_number: intent.externalNumber, extension: intent.extension ?? '', trunk: intent.trunk ?? '', did: intent.did ?? '',
@@ -236,8 +242,8 @@ export class Dispatcher {
 
   async #finish(payload: IntentOp, intent: Extract<Intent, { kind: 'finish' }>, callId: string): Promise<DispatchResult> {
     let params: Record<string, unknown> = finishCallWire({
-      callId, userId: await this.#user(payload, intent.extension), duration: intent.durationSec, statusCode: intent.status,
-      addToChat: this.#o.addToChat ? 1 : 0,
+      callId, userId: intent.bitrixUserId ?? await this.#user(payload, intent.extension), duration: intent.durationSec, statusCode: intent.status,
+      addToChat: this.#o.addToChat ? 1 : 0, ...(intent.failedReason ? { failedReason: intent.failedReason } : {}),
     });
     const hooked = await this.#hook(payload, 'process_final_params', {
       ...(params as HookParams<'process_final_params'>), conversation: payload.facts.conversation,

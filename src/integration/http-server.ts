@@ -98,16 +98,22 @@ export class HttpServer {
   }
 }
 
-/** Reads a form-encoded (or JSON) body of at most 64 KiB; undefined when it is too large or malformed. */
-export async function readForm(req: http.IncomingMessage): Promise<Record<string, string> | undefined> {
+/** The raw body, or undefined when it exceeds `max` bytes (the rest is not read). */
+export async function readBody(req: http.IncomingMessage, max = MAX_BODY_BYTES): Promise<string | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) return undefined;
+    if (size > max) return undefined;
     chunks.push(chunk as Buffer);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Reads a form-encoded (or JSON) body of at most 64 KiB; undefined when it is too large or malformed. */
+export async function readForm(req: http.IncomingMessage): Promise<Record<string, string> | undefined> {
+  const text = await readBody(req);
+  if (text === undefined) return undefined;
   const type = req.headers['content-type'] ?? '';
   if (type.includes('application/json')) {
     try {

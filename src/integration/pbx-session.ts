@@ -158,6 +158,7 @@ export class PbxSession {
         }
       }
       this.#store.setKv(`bridges/${this.name}`, this.#world.bridges);
+      this.#store.setKv(`click-to-call-done/${this.name}`, this.#world.clickToCallDone);
       if (ops.length > 0) this.#outbox.enqueue(ops);
     });
     for (const op of ops) this.#logIntent(op.payload);
@@ -185,6 +186,7 @@ export class PbxSession {
       this.#emitted.set(call.key, emitted);
     }
     world.bridges = this.#store.getKv<World['bridges']>(`bridges/${this.name}`) ?? {};
+    world.clickToCallDone = this.#store.getKv<World['clickToCallDone']>(`click-to-call-done/${this.name}`) ?? {};
     const n = Object.keys(world.calls).length;
     if (n > 0) this.#log.info(`restored ${n} call(s) in progress from the state database`);
     return world;

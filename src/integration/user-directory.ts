@@ -74,6 +74,18 @@ export class UserDirectory {
     return this.#inFlight;
   }
 
+  /** The extension of a Bitrix24 user (click-to-call rings it); an unknown user triggers one refresh first. */
+  async extensionFor(userId: number): Promise<string | undefined> {
+    const find = () => [...this.#map.entries()].find(([, u]) => u.userId === userId && u.active)?.[0];
+    if (!this.#known) await this.refresh().catch(() => undefined);
+    let ext = find();
+    if (ext === undefined && Date.now() - this.#lastRefreshAt > MIN_REFRESH_GAP_MS) {
+      await this.refresh().catch(() => undefined);
+      ext = find();
+    }
+    return ext;
+  }
+
   /**
    * The active user for an extension; an unknown one triggers one (rate-limited) refresh first. While no map
    * was ever loaded (Bitrix24 unreachable since start-up, empty cache) the refresh's error is thrown: the outbox

@@ -31,6 +31,8 @@ export interface Harness {
   settle(): Promise<void>;
   /** Replays another trace on the running connection (its recordings are created first). */
   play(trace: string): void;
+  /** POSTs to the daemon's HTTP endpoint. */
+  post(path: string, body: string, contentType?: string): Promise<Response>;
   /** REST calls of the telephony.externalCall.* family, in order, with method names shortened. */
   telephony(): Array<{ method: string; params: any }>;
   /** The telephony requests in one line each, as the tests compare them (see compact()). */
@@ -52,7 +54,12 @@ export interface HarnessOptions {
   amiSecret?: string;
   /** Authenticate as a local OAuth application (tokens arrive through the install handler) instead of a webhook. */
   oauth?: boolean;
+  /** Serve the daemon's HTTP endpoint (events, install) on a free port. */
+  http?: boolean;
 }
+
+/** The application_token the harness configures: Bitrix24 events must carry it. */
+export const APP_TOKEN = 'app-token-4f1c9e2a7b';
 
 /** Long enough for the redactor (it ignores values shorter than 4 characters). */
 export const AMI_SECRET = 'ami-s3cret-lab';
@@ -84,6 +91,7 @@ ami:
 bitrix24:
   ${o.oauth ? `oauth: { client_id: ${bitrix.clientId}, client_secret: ${bitrix.clientSecret}, oauth_server: "${bitrix.baseUrl}" }` : `webhook_url: ${bitrix.webhookUrl}`}
   default_user_id: 1
+  application_token: ${APP_TOKEN}
   rate_limit: { per_second: 1000, burst: 1000 }
 pbx:
   trunks: [provider]
@@ -93,7 +101,7 @@ pbx:
     local_dir: ${recordings}
     ready_timeout_ms: 3000
 http:
-  enabled: ${o.oauth ? 'true' : 'false'}
+  enabled: ${o.oauth || o.http ? 'true' : 'false'}
   port: 0
 storage:
   path: ${join(dir, 'state.sqlite')}
@@ -131,6 +139,9 @@ ${o.yaml ?? ''}`;
     play(trace: string) {
       createRecordings(recordings, [join(FIXTURES, `${trace}.jsonl`)]);
       ami.play(join(FIXTURES, `${trace}.jsonl`), { actionWaitMs: o.actionWaitMs ?? 150 });
+    },
+    post(path: string, body: string, contentType = 'application/x-www-form-urlencoded') {
+      return fetch(`http://127.0.0.1:${daemon.http!.port}${path}`, { method: 'POST', headers: { 'content-type': contentType }, body });
     },
     compact() {
       return compact(h.telephony(), [...bitrix.calls.keys()]);

@@ -1,0 +1,70 @@
+/**
+ * Offline events (events.mode: offline) for PBXes Bitrix24 cannot reach: the handlers are bound with
+ * `event.bind … event_type=offline` (CLI `event-bind --offline`) and Bitrix24 queues the events; the daemon
+ * polls `event.offline.get` (which also clears what it returns) and feeds them to the same handler as the
+ * online route. No token check: the request was made with our own credentials. Per the docs the method works in
+ * an application context (local application / OAuth).
+ */
+import type { RestCaller } from '../bitrix/telephony.ts';
+import type { PhpObject } from '../bitrix/php-query.ts';
+import type { Logger } from '../log/logger.ts';
+import type { BitrixEvents } from './bitrix-events.ts';
+
+interface OfflineEvent {
+  ID?: string;
+  EVENT_NAME?: string;
+  EVENT_DATA?: unknown;
+}
+
+export class OfflineEvents {
+  readonly #o: { client: RestCaller; events: BitrixEvents; intervalMs: number; log: Logger };
+  readonly #log: Logger;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(o: { client: RestCaller; events: BitrixEvents; intervalMs: number; log: Logger }) {
+    this.#o = o;
+    this.#log = o.log.child({ component: 'offline-events' });
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.#schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+
+  /** One poll: returns how many events were handled (tests call it directly). */
+  async pollOnce(): Promise<number> {
+    const res = await this.#o.client.call<{ events?: OfflineEvent[] }>('event.offline.get', { clear: 1, limit: 50 });
+    const events = Array.isArray(res.result?.events) ? res.result.events : [];
+    for (const e of events) {
+      const data = e.EVENT_DATA && typeof e.EVENT_DATA === 'object' ? stringify(e.EVENT_DATA) : undefined;
+      this.#o.events.handle(e.EVENT_NAME, data);
+    }
+    return events.length;
+  }
+
+  #schedule(delay: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#running = this.pollOnce()
+        .then((n) => this.#schedule(n >= 50 ? 0 : this.#o.intervalMs))
+        .catch((err: Error) => {
+          this.#log.warn(`event.offline.get failed: ${err.message}`);
+          this.#schedule(Math.max(this.#o.intervalMs, 10_000));
+        });
+    }, delay);
+    this.#timer.unref();
+  }
+}
+
+/** EVENT_DATA comes as JSON; the handler takes the same string-valued shape as a posted form. */
+function stringify(v: object): PhpObject {
+  return JSON.parse(JSON.stringify(v), (_k, x: unknown) => (typeof x === 'number' || typeof x === 'boolean' ? String(x) : x)) as PhpObject;
+}

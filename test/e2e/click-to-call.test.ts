@@ -1,0 +1,137 @@
+/**
+ * Click-to-call on the recorded click-to-call traces: Bitrix24 posts ONEXTERNALCALLSTART (with the CALL_ID it
+ * registered when the agent clicked), the daemon sends Originate, the AMI simulator answers it by replaying the
+ * trace with the daemon's ActionID, and the given CALL_ID is finished — never registered again.
+ */
+import { afterEach, describe, expect, test } from '@jest/globals';
+import { APP_TOKEN, startHarness, type Harness } from '../support/e2e.ts';
+
+let h: Harness | undefined;
+afterEach(async () => { await h?.stop(); h = undefined; });
+
+/** What Bitrix24 does when the agent clicks: registers the call itself (the first line of every expectation). */
+async function bitrixRegistersClick(h: Harness, user: number, phone: string): Promise<string> {
+  const res = await fetch(`${h.bitrix.webhookUrl}telephony.externalcall.register.json`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ USER_ID: user, PHONE_NUMBER: phone, TYPE: 1, CALL_START_DATE: new Date().toISOString(), SHOW: 1 }),
+  });
+  return ((await res.json()) as { result: { CALL_ID: string } }).result.CALL_ID;
+}
+
+const click = (callId: string, user: number, phone: string, token = APP_TOKEN) => new URLSearchParams({
+  event: 'ONEXTERNALCALLSTART', 'data[CALL_ID]': callId, 'data[USER_ID]': String(user), 'data[PHONE_NUMBER]': phone,
+  'data[CRM_ENTITY_TYPE]': 'CONTACT', 'data[CRM_ENTITY_ID]': '7', ts: String(Math.floor(Date.now() / 1000)),
+  'auth[application_token]': token, 'auth[domain]': 'example.bitrix24.ru',
+}).toString();
+
+describe('ONEXTERNALCALLSTART → Originate → the given CALL_ID is finished', () => {
+  test('click-to-call-answered: agent 101 answers, the client answers; finished 200 with talk time, recording attached', async () => {
+    h = await startHarness({ trace: 'click-to-call-answered', http: true, actionWaitMs: 10_000 });
+    await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
+    const callId = await bitrixRegistersClick(h, 2, '89161234567');
+    const res = await h.post('/bitrix24/events', click(callId, 2, '89161234567'));
+    expect(res.status).toBe(200);
+    await h.settle();
+    const originate = h.ami.actions.filter((a) => a.name === 'Originate');
+    expect(originate).toHaveLength(1);
+    expect(originate[0]!.fields).toMatchObject({
+      Channel: 'PJSIP/101', Context: 'from-internal', Exten: '89161234567', Priority: '1', CallerID: '89161234567', Async: 'true', Timeout: '30000',
+    });
+    expect(originate[0]!.raw).toContain(`Variable: __B24_CALL_ID=${callId}`);
+    expect(h.compact()).toEqual([
+      'register #1 type=1 user=2 phone=89161234567 line=- crm_create=undefined', // Bitrix24's own, at the click
+      'finish #1 user=2 status=200 duration=4',
+      'attachRecord #1 1795324335.193.wav',
+    ]);
+  });
+
+  test('click-to-call-local-channel: Local/102@from-internal, the same call finished for 102', async () => {
+    h = await startHarness({ trace: 'click-to-call-local-channel', http: true, actionWaitMs: 10_000, yaml: 'click_to_call: { channel: "Local/{extension}@from-internal" }' });
+    await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
+    const callId = await bitrixRegistersClick(h, 3, '+79161234567');
+    expect((await h.post('/bitrix24/events', click(callId, 3, '+79161234567'))).status).toBe(200);
+    await h.settle();
+    expect(h.ami.actions.find((a) => a.name === 'Originate')!.fields).toMatchObject({ Channel: 'Local/102@from-internal', Exten: '+79161234567' });
+    expect(h.compact()).toEqual([
+      'register #1 type=1 user=3 phone=+79161234567 line=- crm_create=undefined',
+      'finish #1 user=3 status=200 duration=6',
+      'attachRecord #1 1795324381.199.wav',
+    ]);
+  });
+
+  test('click-to-call-agent-no-answer: OriginateResponse Failure (reason 3) → finished as cancelled, nothing registered', async () => {
+    h = await startHarness({ trace: 'click-to-call-agent-no-answer', http: true, actionWaitMs: 10_000 });
+    await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
+    const callId = await bitrixRegistersClick(h, 2, '89161234567');
+    await h.post('/bitrix24/events', click(callId, 2, '89161234567'));
+    await h.settle();
+    expect(h.compact()).toEqual([
+      'register #1 type=1 user=2 phone=89161234567 line=- crm_create=undefined',
+      'finish #1 user=2 status=603-S duration=0',
+    ]);
+    const finish = h.telephony().find((r) => r.method === 'finish')!;
+    expect(finish.params.FAILED_REASON).toBe("the agent's phone (101) did not answer");
+  });
+});
+
+describe('bad, forged and repeated events', () => {
+  test('a second click on the same CALL_ID while the first is in progress does not ring the agent twice', async () => {
+    h = await startHarness({ trace: 'click-to-call-answered', http: true, actionWaitMs: 10_000 });
+    await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
+    const callId = await bitrixRegistersClick(h, 2, '89161234567');
+    const body = click(callId, 2, '89161234567');
+    const answers = await Promise.all([h.post('/bitrix24/events', body), h.post('/bitrix24/events', body)]);
+    expect(answers.map((r) => r.status)).toEqual([200, 200]);
+    await h.settle();
+    expect(h.ami.actions.filter((a) => a.name === 'Originate')).toHaveLength(1);
+    expect(h.compact().filter((l) => l.startsWith('finish'))).toHaveLength(1);
+  });
+
+  test('forged or missing token → 401 and a log line, nothing originated', async () => {
+    h = await startHarness({ http: true });
+    const forged = await h.post('/bitrix24/events', click('externalCall.x.1', 2, '89161234567', 'forged-token-000000'));
+    const missing = await h.post('/bitrix24/events', 'event=ONEXTERNALCALLSTART&data[CALL_ID]=x&data[USER_ID]=2&data[PHONE_NUMBER]=1');
+    expect([forged.status, missing.status]).toEqual([401, 401]);
+    expect(h.ami.actions.filter((a) => a.name === 'Originate')).toHaveLength(0);
+    expect(h.logLines.join('')).toMatch(/E_WEBHOOK.*application_token|application_token.*E_WEBHOOK/);
+    expect(h.logLines.join('')).not.toContain(APP_TOKEN);
+  });
+
+  test('malformed bodies → 400; missing fields → 400; unknown events are acknowledged and ignored', async () => {
+    h = await startHarness({ http: true });
+    expect((await h.post('/bitrix24/events', 'event=%E0%A4%A&auth[application_token]=x')).status).toBe(400);
+    expect((await h.post('/bitrix24/events', '{not json', 'application/json')).status).toBe(400);
+    expect((await h.post('/bitrix24/events', 'x'.repeat(70_000))).status).toBe(413);
+    const noFields = await h.post('/bitrix24/events', `event=ONEXTERNALCALLSTART&auth[application_token]=${APP_TOKEN}`);
+    expect(noFields.status).toBe(400);
+    const other = await h.post('/bitrix24/events', `event=ONCRMLEADADD&auth[application_token]=${APP_TOKEN}`);
+    expect(await other.json()).toEqual({ ignored: true });
+  });
+
+  test('an agent without an internal number: the event is answered, the Bitrix24 call is finished as failed, the log names the user', async () => {
+    h = await startHarness({ http: true });
+    await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
+    const callId = await bitrixRegistersClick(h, 1, '89161234567'); // user 1 (the admin) has no UF_PHONE_INNER
+    expect((await h.post('/bitrix24/events', click(callId, 1, '89161234567'))).status).toBe(200);
+    await h.bitrix.waitFor((reqs) => reqs.some((r) => /finish/i.test(r.method)));
+    await h.daemon.outbox.idle();
+    expect(h.compact()).toEqual(['register #1 type=1 user=1 phone=89161234567 line=- crm_create=undefined', 'finish #1 user=1 status=OTHER duration=0']);
+    expect(h.telephony()[1]!.params.FAILED_REASON).toMatch(/user 1 has no internal number/);
+    expect(h.logLines.join('')).toMatch(/Bitrix24 user 1 has no internal number/);
+    expect(h.ami.actions.filter((a) => a.name === 'Originate')).toHaveLength(0);
+  });
+
+  test('a flood of 1,000 events in a few seconds: nothing crashes, each CALL_ID is originated at most once', async () => {
+    h = await startHarness({ http: true });
+    await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
+    const bodies: string[] = [];
+    for (let i = 0; i < 1000; i++) bodies.push(click(`externalCall.flood.${i % 50}`, 2, '89161234567', i % 3 === 0 ? 'forged-token-000000' : APP_TOKEN));
+    const statuses = [];
+    for (let i = 0; i < bodies.length; i += 100) statuses.push(...(await Promise.all(bodies.slice(i, i + 100).map((b) => h!.post('/bitrix24/events', b)))).map((r) => r.status));
+    expect(new Set(statuses)).toEqual(new Set([200, 401]));
+    await h.daemon.amiClients[0]!.action('Ping');
+    const originates = h.ami.actions.filter((a) => a.name === 'Originate').map((a) => a.raw.match(/B24_CALL_ID=(\S+)/)![1]);
+    expect(originates.length).toBe(50);
+    expect(new Set(originates).size).toBe(50);
+  }, 30_000);
+});
