@@ -6,6 +6,9 @@
  *                                      requests it would make (nothing is sent)
  *   check --config FILE               validate the config, log in to AMI, call Bitrix24; print a checklist
  *   auth --config FILE --code CODE    exchange a local application's authorization code for tokens
+ *   event-bind --config FILE [--offline]  bind ONEXTERNALCALLSTART / ONEXTERNALCALLBACKSTART to this daemon
+ *   status --config FILE              the running daemon's health (or the state database when it is stopped)
+ *   outbox list|retry [ID]|drop [ID] --config FILE   the dead-letter list
  *   hook list|test|sample …           customization scripts (see customizations/README.md)
  */
 import { DaemonError } from './errors.ts';
@@ -17,13 +20,17 @@ const USAGE = `usage: asterisk-bitrix24 <command> [options]
   replay TRACE.jsonl [--config FILE]  print the Bitrix24 requests a recorded AMI trace produces (sends nothing)
   check --config FILE                 validate config, test AMI login and Bitrix24 access, show the user map
   auth --config FILE --code CODE      store OAuth tokens of the local application (portals that cannot reach us)
+  event-bind --config FILE [--offline] bind the click-to-call and callback events to this daemon
+  status --config FILE                health of the running daemon (AMI, Bitrix24, queue, hooks, calls)
+  outbox list|retry [ID]|drop [ID] --config FILE
+                                      dead letters: list them, queue them again, delete them
   hook list|test|sample ...           customization scripts: hook list [--config FILE],
                                       hook test <hook> [--input FILE|-] [--config FILE], hook sample <hook>
 `;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const args = parseArgs(rest);
+  const args = parseArgs(rest, ['offline']);
   const config = stringOption(args, 'config');
   switch (command) {
     case 'run':
@@ -42,6 +49,15 @@ async function main(argv: string[]): Promise<number> {
       if (!config || !code) return usage('auth needs --config FILE and --code CODE');
       return (await import('./cli/auth.ts')).authCommand(config, code, process.stdout);
     }
+    case 'event-bind':
+      if (!config) return usage('event-bind needs --config FILE');
+      return (await import('./cli/event-bind.ts')).eventBindCommand(config, args.options['offline'] === true, process.stdout);
+    case 'status':
+      if (!config) return usage('status needs --config FILE');
+      return (await import('./cli/status.ts')).statusCommand(config, process.stdout);
+    case 'outbox':
+      if (!config) return usage('outbox needs --config FILE');
+      return (await import('./cli/outbox.ts')).outboxCommand(args.positionals, config, process.stdout, process.stderr);
     case 'hook': {
       const { hookCommand } = await import('./cli/hook.ts');
       return hookCommand(rest, config);

@@ -3,15 +3,11 @@
  * and what to do about a failure; exits 0 only when everything passed.
  */
 import { AmiClient } from '../ami/client.ts';
-import { BitrixClient } from '../bitrix/client.ts';
-import { LeakyBucket } from '../bitrix/limiter.ts';
-import { OAuthAuth } from '../bitrix/oauth-auth.ts';
-import { WebhookAuth } from '../bitrix/webhook-auth.ts';
 import { fetchExtensionMap } from '../bitrix/users.ts';
 import { loadConfig } from '../config/load.ts';
-import { KvTokenStore } from '../integration/daemon.ts';
 import { silentLogger } from '../log/logger.ts';
-import { openStore } from '../store/db.ts';
+import { openBitrix } from './bitrix-from-config.ts';
+import { boundEvents, CALL_EVENTS } from './event-bind.ts';
 
 const REQUIRED_SCOPES = ['telephony', 'user'];
 
@@ -40,13 +36,8 @@ export async function checkCommand(configPath: string, out: NodeJS.WritableStrea
     await client.stop();
   }
 
-  const store = openStore(config.storage.path);
   const b = config.bitrix24;
-  const auth = b.webhookUrl !== undefined ? new WebhookAuth(b.webhookUrl) : new OAuthAuth({
-    clientId: b.oauth.clientId, clientSecret: b.oauth.clientSecret, oauthServer: b.oauth.oauthServer, store: new KvTokenStore(store),
-  });
-  const limiter = new LeakyBucket({ ratePerSec: b.rateLimit.perSecond, burst: b.rateLimit.burst });
-  const client = new BitrixClient(auth, limiter, log, { timeoutMs: 15_000 });
+  const { client, close } = openBitrix(config);
   try {
     const scope = await client.call<string[]>('scope');
     const granted = Array.isArray(scope.result) ? scope.result : [];
@@ -58,12 +49,19 @@ export async function checkCommand(configPath: string, out: NodeJS.WritableStrea
       map.size ? [...map.entries()].map(([ext, u]) => `${ext}=${u.name || u.userId}`).join(', ') : 'set "Internal phone" (UF_PHONE_INNER) on the users in Bitrix24');
     const defaultUser = await client.call<unknown[]>('user.get', { FILTER: { ID: b.defaultUserId } });
     line(Array.isArray(defaultUser.result) && defaultUser.result.length > 0, `bitrix24.default_user_id ${b.defaultUserId} exists`);
+    if (b.webhookUrl !== undefined) {
+      // Bitrix24 lets only applications bind events; with a webhook they are set up in the portal (outgoing webhook).
+      out.write('• click-to-call events: with an incoming webhook, add an outgoing webhook for ONEXTERNALCALLSTART in the portal (README)\n');
+    } else {
+      const bound = await boundEvents(client).catch(() => undefined);
+      const unbound = bound ? CALL_EVENTS.filter((e) => !bound.some((x) => x.event === e)) : CALL_EVENTS;
+      line(unbound.length === 0, 'click-to-call events bound', unbound.length ? `not bound: ${unbound.join(', ')} (run event-bind)`
+        : bound!.map((x) => `${x.event} → ${x.handler}${x.offline ? ' (offline)' : ''}`).join(', '));
+    }
   } catch (err) {
     line(false, 'Bitrix24 REST', (err as Error).message);
   } finally {
-    client.close();
-    limiter.close();
-    store.close();
+    close();
   }
   out.write(failures === 0 ? 'all checks passed\n' : `${failures} check(s) failed\n`);
   return failures === 0 ? 0 : 1;

@@ -135,3 +135,43 @@ describe('bad, forged and repeated events', () => {
     expect(new Set(originates).size).toBe(50);
   }, 30_000);
 });
+
+describe('events bound by the CLI, delivered offline', () => {
+  test('event-bind --offline binds both events; the daemon polls event.offline.get and rings the agent', async () => {
+    h = await startHarness({ trace: 'click-to-call-answered', oauth: true, actionWaitMs: 10_000, yaml: 'events: { mode: offline, poll_interval_ms: 50 }' });
+    const t = h.bitrix.issueTokens();
+    await h.post('/bitrix24/install', new URLSearchParams({ 'auth[access_token]': t.accessToken, 'auth[refresh_token]': t.refreshToken, 'auth[client_endpoint]': t.clientEndpoint, 'auth[domain]': t.domain }).toString());
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { spawn } = await import('node:child_process');
+    const config = join(h.dir, 'cli.yaml');
+    writeFileSync(config, `ami: { host: 127.0.0.1, port: 1, username: u, secret: s }\n`
+      + `bitrix24: { oauth: { client_id: ${h.bitrix.clientId}, client_secret: ${h.bitrix.clientSecret}, oauth_server: "${h.bitrix.baseUrl}" }, default_user_id: 1 }\n`
+      + `storage: { path: ${join(h.dir, 'state.sqlite')} }\nevents: { mode: offline }\n`);
+    const run = () => new Promise<string>((resolve) => {
+      const child = spawn(process.execPath, [join(import.meta.dirname, '../../src/cli.ts'), 'event-bind', '--config', config, '--offline'], { env: { PATH: process.env.PATH ?? '' } });
+      let text = '';
+      child.stdout.on('data', (d) => (text += String(d)));
+      child.stderr.on('data', (d) => (text += String(d)));
+      child.on('close', () => resolve(text));
+    });
+    expect(await run()).toMatch(/\+ ONEXTERNALCALLSTART bound \(offline\)[\s\S]*\+ ONEXTERNALCALLBACKSTART bound \(offline\)/);
+    expect(await run()).toMatch(/= ONEXTERNALCALLSTART already bound/); // idempotent
+    expect(h.bitrix.eventHandlers.map((e) => [e.event, e.offline])).toEqual([['ONEXTERNALCALLSTART', 1], ['ONEXTERNALCALLBACKSTART', 1]]);
+
+    await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
+    const callId = await (async () => {
+      const res = await fetch(`${h!.bitrix.clientEndpoint}telephony.externalcall.register.json`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ auth: t.accessToken, USER_ID: 2, PHONE_NUMBER: '89161234567', TYPE: 1, CALL_START_DATE: new Date().toISOString() }),
+      });
+      return ((await res.json()) as { result: { CALL_ID: string } }).result.CALL_ID;
+    })();
+    h.bitrix.queueOfflineEvent('ONEXTERNALCALLSTART', { CALL_ID: callId, USER_ID: 2, PHONE_NUMBER: '89161234567' });
+    // The poller backed off while the app was not installed yet; poll now rather than wait for its next turn.
+    await h.daemon.offlineEvents!.pollOnce();
+    await h.bitrix.waitFor((reqs) => reqs.some((r) => /attachRecord/i.test(r.method)), 10_000);
+    expect(h.compact().slice(1)).toEqual(['finish #1 user=2 status=200 duration=4', 'attachRecord #1 1795324335.193.wav']);
+    expect(h.bitrix.offlineEvents).toHaveLength(0);
+  }, 30_000);
+});

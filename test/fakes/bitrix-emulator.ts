@@ -26,6 +26,34 @@ export interface EmuEntity {
   NAME: string;
   ASSIGNED_BY_ID: number;
   PHONES: string[];
+  /** Other crm.item.* fields (what crm.item.add/update set, or what a test seeds for crm.item.list filters). */
+  FIELDS?: Record<string, unknown>;
+}
+
+/** A CRM item of a type that has no EmuEntity (deals; lead/contact/company live in `entities`). */
+export interface EmuItem {
+  entityTypeId: number;
+  id: number;
+  /** crm.item.* field names as sent (camelCase, or UF_… with useOriginalUfNames). */
+  fields: Record<string, unknown>;
+}
+
+export interface EmuTask {
+  id: number;
+  /** tasks.task.add fields as sent (TITLE, RESPONSIBLE_ID, DEADLINE, UF_CRM_TASK, …). */
+  fields: Record<string, any>;
+  /** Bitrix24 task STATUS: 2 pending, 5 completed. */
+  status: 2 | 5;
+}
+
+export interface EmuActivity {
+  ID: number;
+  OWNER_TYPE_ID: number;
+  OWNER_ID: number;
+  TYPE_ID: 2;
+  PROVIDER_ID: 'VOXIMPLANT_CALL';
+  SUBJECT: string;
+  fields: Record<string, unknown>;
 }
 
 export interface EmuRecord {
@@ -137,6 +165,11 @@ export class BitrixEmulator {
     { ID: 4, NAME: 'Oleg', LAST_NAME: 'Smirnov', ACTIVE: true, UF_PHONE_INNER: '103' },
   ];
   entities: EmuEntity[] = [];
+  /** CRM items without an EmuEntity: deals. */
+  readonly items: EmuItem[] = [];
+  readonly tasks: EmuTask[] = [];
+  readonly activities = new Map<number, EmuActivity>();
+  readonly notifications: Array<{ method: string; userId: number; message: string; at: number }> = [];
   readonly calls = new Map<string, EmuCall>();
   readonly eventHandlers: Array<{ event: string; handler: string; auth_type: string; offline: number }> = [];
   accessTokenTtlSec = 3600;
@@ -244,6 +277,14 @@ export class BitrixEmulator {
       }, timeoutMs);
       this.#waiters.add(check);
     });
+  }
+
+  /** Offline events waiting for event.offline.get (EVENT_DATA as Bitrix24 stores it). */
+  readonly offlineEvents: Array<{ ID: string; TIMESTAMP_X: string; EVENT_NAME: string; EVENT_DATA: unknown; EVENT_ADDITIONAL: unknown; MESSAGE_ID: string }> = [];
+
+  queueOfflineEvent(name: string, data: unknown): void {
+    const id = String(this.offlineEvents.length + 1 + Math.floor(Math.random() * 1e6));
+    this.offlineEvents.push({ ID: id, TIMESTAMP_X: new Date().toISOString(), EVENT_NAME: name.toUpperCase(), EVENT_DATA: data, EVENT_ADDITIONAL: false, MESSAGE_ID: id });
   }
 
   // ---- OAuth ----
@@ -525,6 +566,15 @@ export class BitrixEmulator {
       this.eventHandlers.push({ event, handler, auth_type: authType, offline: String(p.event_type) === 'offline' ? 1 : 0 });
       return { result: true };
     },
+    // Offline events (api-reference/events/event-offline-get.md): queued by queueOfflineEvent, cleared when read.
+    'event.offline.get': (p, ctx) => {
+      this.#requireApp(ctx);
+      const limit = Math.max(1, Math.min(50, Number(p.limit ?? 50)));
+      const clear = String(p.clear ?? '1') !== '0';
+      const events = this.offlineEvents.slice(0, limit);
+      if (clear) this.offlineEvents.splice(0, events.length);
+      return { result: { process_id: null, events: events.map((e) => ({ ...e })) } };
+    },
     'event.get': (_p, ctx) => {
       this.#requireApp(ctx);
       return { result: this.eventHandlers.map((h) => ({ ...h })) };
@@ -559,12 +609,176 @@ export class BitrixEmulator {
       if (!phone) throw new EmuError(400, 'ERROR_CORE', 'PHONE_NUMBER is empty');
       return { result: this.entities.filter((e) => e.PHONES.some((ph) => samePhone(ph, phone))).map((e) => this.#entityOut(e)) };
     },
+    'crm.item.add': (p) => this.#itemAdd(p),
+    'crm.item.update': (p) => this.#itemUpdate(p),
+    'crm.item.get': (p) => ({ result: { item: this.#itemOut(this.#itemFind(p)) } }),
+    'crm.item.list': (p) => this.#itemList(p),
+    'crm.activity.update': (p) => {
+      const activity = this.activities.get(Number(p.id ?? p.ID));
+      if (!activity) throw new EmuError(400, '', 'Activity is not found');
+      const fields = (p.fields ?? p.FIELDS) as Record<string, unknown> | undefined;
+      if (!fields || typeof fields !== 'object' || Object.keys(fields).length === 0) {
+        throw new EmuError(400, 'ERROR_CORE', 'The parameter fields is not defined or invalid'); // assumed wording
+      }
+      if ('SUBJECT' in fields && !fields.SUBJECT) throw new EmuError(400, '', 'The field SUBJECT is not defined or empty');
+      Object.assign(activity.fields, fields);
+      if (typeof fields.SUBJECT === 'string') activity.SUBJECT = fields.SUBJECT;
+      return { result: true };
+    },
+    'tasks.task.add': (p) => this.#taskAdd(p),
+    'tasks.task.update': (p) => {
+      const task = this.#taskFind(p);
+      Object.assign(task.fields, (p.fields ?? {}) as Record<string, unknown>);
+      return { result: { task: taskOut(task) } };
+    },
+    'tasks.task.get': (p) => ({ result: { task: taskOut(this.#taskFind(p)) } }),
+    'tasks.task.complete': (p) => {
+      const task = this.#taskFind(p);
+      if (task.status === 5) throw new EmuError(400, '0', 'Action on the task is not allowed');
+      task.status = 5;
+      return { result: { task: taskOut(task) } };
+    },
+    'im.notify.system.add': (p) => this.#imNotify('im.notify.system.add', p),
+    'im.notify.personal.add': (p) => this.#imNotify('im.notify.personal.add', p),
+    'im.notify': (p) => this.#imNotify('im.notify', p),
     'telephony.externalcall.register': (p, ctx) => this.#register(p, ctx),
     'telephony.externalcall.show': (p) => this.#showHide(p, 'show'),
     'telephony.externalcall.hide': (p) => this.#showHide(p, 'hide'),
     'telephony.externalcall.finish': (p, ctx) => this.#finish(p, ctx),
     'telephony.externalcall.attachrecord': (p, ctx) => this.#attachRecord(p, ctx),
   };
+
+  // ---- CRM items (crm/universal/crm-item-*.md) ----
+
+  #typeId(p: Record<string, any>): number {
+    const id = Number(p.entityTypeId ?? p.ENTITY_TYPE_ID);
+    if (!Number.isInteger(id) || !Object.values(ENTITY_TYPE_IDS).includes(id)) throw new EmuError(400, 'NOT_FOUND', 'Smart process not found');
+    return id;
+  }
+
+  #itemAdd(p: Record<string, any>): Reply {
+    const typeId = this.#typeId(p);
+    const fields = (p.fields ?? {}) as Record<string, unknown>;
+    if (fields.fm !== undefined && !Array.isArray(fields.fm)) throw new EmuError(400, '100', 'Expected iterable value for multiple field, but got string instead');
+    const id = this.#nextId++;
+    const type = entityTypeName(typeId);
+    if (type) {
+      this.entities.push({ CRM_ENTITY_TYPE: type, CRM_ENTITY_ID: id, NAME: '', ASSIGNED_BY_ID: 0, PHONES: [], FIELDS: {} });
+      this.#applyEntityFields(this.entities[this.entities.length - 1] as EmuEntity, fields);
+    } else {
+      this.items.push({ entityTypeId: typeId, id, fields: { ...fields } });
+    }
+    return { result: { item: this.#itemOut(type ? this.entities[this.entities.length - 1] as EmuEntity : this.items[this.items.length - 1] as EmuItem) } };
+  }
+
+  #itemUpdate(p: Record<string, any>): Reply {
+    const found = this.#itemFind(p);
+    const fields = (p.fields ?? {}) as Record<string, unknown>;
+    if ('CRM_ENTITY_TYPE' in found) this.#applyEntityFields(found, fields);
+    else Object.assign(found.fields, fields);
+    return { result: { item: this.#itemOut(found) } };
+  }
+
+  /** fm phones, the responsible and the title/name are what the telephony methods read; the rest is kept in FIELDS. */
+  #applyEntityFields(e: EmuEntity, fields: Record<string, unknown>): void {
+    e.FIELDS ??= {};
+    for (const [key, value] of Object.entries(fields)) {
+      if (key === 'fm') {
+        for (const m of toArray(value) as Array<Record<string, unknown>>) if (m.typeId === 'PHONE' && m.value) e.PHONES.push(String(m.value));
+      } else if (key === 'assignedById') {
+        e.ASSIGNED_BY_ID = Number(value);
+      } else {
+        e.FIELDS[key] = value;
+      }
+    }
+    const f = e.FIELDS;
+    e.NAME = String(e.CRM_ENTITY_TYPE === 'CONTACT' ? [f.name, f.lastName].filter(Boolean).join(' ') : f.title ?? '') || e.NAME ||
+      `${e.CRM_ENTITY_TYPE === 'LEAD' ? 'Lead' : e.CRM_ENTITY_TYPE === 'CONTACT' ? 'Contact' : 'Company'} #${e.CRM_ENTITY_ID}`;
+  }
+
+  #itemFind(p: Record<string, any>): EmuEntity | EmuItem {
+    const typeId = this.#typeId(p);
+    const id = Number(p.id ?? p.ID);
+    const type = entityTypeName(typeId);
+    const found = type
+      ? this.entities.find((e) => e.CRM_ENTITY_TYPE === type && e.CRM_ENTITY_ID === id)
+      : this.items.find((i) => i.entityTypeId === typeId && i.id === id);
+    if (!found) throw new EmuError(400, 'NOT_FOUND', 'Element not found'); // assumed wording
+    return found;
+  }
+
+  #itemOut(x: EmuEntity | EmuItem): Record<string, unknown> {
+    if (!('CRM_ENTITY_TYPE' in x)) return { id: x.id, entityTypeId: x.entityTypeId, ...x.fields };
+    const fm = x.PHONES.map((value, i) => ({ id: i + 1, typeId: 'PHONE', valueType: 'WORK', value }));
+    return {
+      id: x.CRM_ENTITY_ID, entityTypeId: ENTITY_TYPE_IDS[x.CRM_ENTITY_TYPE], assignedById: x.ASSIGNED_BY_ID,
+      ...(x.CRM_ENTITY_TYPE === 'CONTACT' ? {} : { title: x.NAME }), ...x.FIELDS, fm,
+    };
+  }
+
+  #itemList(p: Record<string, any>): Reply {
+    const typeId = this.#typeId(p);
+    const type = entityTypeName(typeId);
+    const all = (type ? this.entities.filter((e) => e.CRM_ENTITY_TYPE === type) : this.items.filter((i) => i.entityTypeId === typeId))
+      .map((x) => this.#itemOut(x));
+    const filter = (p.filter ?? {}) as Record<string, unknown>;
+    const matching = all.filter((item) => Object.entries(filter).every(([key, want]) => {
+      const m = /^(@|!@|!=|!|=)?(.+)$/.exec(key) as RegExpExecArray;
+      if (/^[<>%]/.test(key)) throw new EmuError(400, 'INVALID_ARG_VALUE', `Invalid filter: field '${key}' is not allowed in filter`); // not emulated
+      const have = item[m[2] as string];
+      const wants = toArray(want).map(String);
+      switch (m[1]) {
+        case '@': return wants.includes(String(have));
+        case '!@': return !wants.includes(String(have));
+        case '!': case '!=': return String(have ?? '') !== String(want);
+        default: return String(have ?? '') === String(want);
+      }
+    }));
+    const select = toArray(p.select).map(String);
+    const start = Math.max(0, Number(p.start ?? 0) || 0);
+    const page = matching.slice(start, start + PAGE).map((item) =>
+      select.length === 0 || select.includes('*') ? item : Object.fromEntries(select.filter((k) => k in item).map((k) => [k, item[k]])));
+    const reply: Reply = { result: { items: page }, total: matching.length };
+    if (start + PAGE < matching.length) reply.next = start + PAGE;
+    return reply;
+  }
+
+  // ---- tasks (tasks/tasks-task-*.md) ----
+
+  #taskAdd(p: Record<string, any>): Reply {
+    const fields = p.fields as Record<string, any> | undefined;
+    if (!fields || typeof fields !== 'object' || Object.keys(fields).length === 0) {
+      throw new EmuError(400, '100', 'Could not find value for parameter {fields}');
+    }
+    if (!fields.TITLE) throw new EmuError(400, 'ERROR_CORE', 'Task title not specified<br>');
+    if (fields.RESPONSIBLE_ID === undefined || fields.RESPONSIBLE_ID === '') throw new EmuError(400, 'ERROR_CORE', 'Assignee not specified<br>');
+    if (!this.users.some((u) => u.ID === Number(fields.RESPONSIBLE_ID))) {
+      throw new EmuError(400, 'ERROR_CORE', 'User specified in the "Assignee" field not found<br>');
+    }
+    const task: EmuTask = { id: this.#nextId++, fields: { ...fields }, status: 2 };
+    this.tasks.push(task);
+    return { result: { task: taskOut(task) } };
+  }
+
+  #taskFind(p: Record<string, any>): EmuTask {
+    const raw = p.taskId ?? p.TASKID ?? p.id;
+    if (!/^\d+$/.test(String(raw ?? ''))) throw new EmuError(400, '0', 'wrong task id');
+    const task = this.tasks.find((t) => t.id === Number(raw));
+    if (!task) throw new EmuError(400, '0', 'Action on the task is not allowed');
+    return task;
+  }
+
+  // ---- notifications (chats/notifications/im-notify*.md) ----
+
+  /** Assumed: webhooks may call it (the docs say "application only" but tell webhooks how to pass TAG). */
+  #imNotify(method: string, p: Record<string, any>): Reply {
+    const userId = Number(p.USER_ID ?? 0);
+    if (!(userId > 0)) throw new EmuError(400, 'USER_ID_EMPTY', "User ID can't be empty");
+    const message = String(p.MESSAGE ?? '').trim();
+    if (!message) throw new EmuError(400, 'MESSAGE_EMPTY', "Message can't be empty");
+    this.notifications.push({ method, userId, message, at: this.now() });
+    return { result: this.#nextId++ };
+  }
 
   #requireApp(ctx: Ctx): void {
     if (ctx.mode !== 'oauth') throw new EmuError(403, 'WRONG_AUTH_TYPE', 'Current authorization type is denied for this method');
@@ -696,6 +910,12 @@ export class BitrixEmulator {
     const duration = Math.max(0, Number(p.DURATION ?? 0) || 0);
     const statusCode = p.STATUS_CODE !== undefined && p.STATUS_CODE !== '' ? String(p.STATUS_CODE) : duration > 0 ? '200' : '304';
     const activityId = call.crmEntityId !== null ? this.#nextId++ : null;
+    if (activityId !== null) {
+      this.activities.set(activityId, {
+        ID: activityId, OWNER_TYPE_ID: ENTITY_TYPE_IDS[call.crmEntityType ?? 'LEAD'] ?? 1, OWNER_ID: call.crmEntityId as number,
+        TYPE_ID: 2, PROVIDER_ID: 'VOXIMPLANT_CALL', SUBJECT: `${call.type === 2 ? 'Incoming' : 'Outgoing'} call ${call.phoneNumber}`, fields: {},
+      });
+    }
     const vote = p.VOTE !== undefined && p.VOTE !== '' ? Number(p.VOTE) : null;
     call.finished = { userId: user.ID, duration, statusCode, failedReason: String(p.FAILED_REASON ?? ''), vote, activityId, at: this.now() };
     return {
@@ -779,6 +999,22 @@ export class BitrixEmulator {
 }
 
 // ---- helpers ----
+
+const ENTITY_TYPE_IDS: Readonly<Record<string, number>> = { LEAD: 1, DEAL: 2, CONTACT: 3, COMPANY: 4 };
+
+function entityTypeName(typeId: number): EmuEntity['CRM_ENTITY_TYPE'] | undefined {
+  return typeId === 1 ? 'LEAD' : typeId === 3 ? 'CONTACT' : typeId === 4 ? 'COMPANY' : undefined;
+}
+
+/** tasks.task.* reply shape (strings, as Bitrix24 returns them). */
+function taskOut(t: EmuTask): Record<string, unknown> {
+  const f = t.fields;
+  return {
+    id: String(t.id), title: String(f.TITLE ?? ''), description: String(f.DESCRIPTION ?? ''), status: String(t.status),
+    responsibleId: String(f.RESPONSIBLE_ID ?? ''), createdBy: String(f.CREATED_BY ?? f.RESPONSIBLE_ID ?? ''),
+    deadline: f.DEADLINE ?? null, ufCrmTask: toArray(f.UF_CRM_TASK).map(String),
+  };
+}
 
 const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
 
