@@ -71,6 +71,11 @@ export interface FinishIntent extends IntentBase {
   bitrixUserId?: number;
   /** A reason shown in Bitrix24 for a call that failed (FAILED_REASON). */
   failedReason?: string;
+  /**
+   * Click-to-call / callback outcome, for robots that move deals by it: positive = the client answered,
+   * negative = the client was not reached, neutral = the agent did not answer.
+   */
+  outcome?: 'positive' | 'negative' | 'neutral';
 }
 
 export interface AttachRecordIntent extends IntentBase {

@@ -547,12 +547,14 @@ class Step {
     });
   }
 
-  /** A click-to-call's finish goes to the clicking user, and the CALL_ID is remembered as done. */
-  #clickToCallFinish(call: Call, reg: Registration, at: number): { bitrixUserId?: number } {
+  /** A click-to-call's finish goes to the clicking user, says how it went, and its CALL_ID is remembered as done. */
+  #clickToCallFinish(call: Call, reg: Registration, at: number): { bitrixUserId?: number; outcome?: 'positive' | 'negative' | 'neutral' } {
     if (!reg.existingCallId) return {};
     this.#w.clickToCallDone[reg.existingCallId] = at;
     const user = call.clickToCall?.bitrixUserId;
-    return user !== undefined ? { bitrixUserId: user } : {};
+    const dialled = Object.values(call.channels).some((c) => c.kind === 'trunk');
+    const outcome = reg.answeredBy ? 'positive' : dialled ? 'negative' : 'neutral';
+    return { outcome, ...(user !== undefined ? { bitrixUserId: user } : {}) };
   }
 
   // ── click-to-call ─────────────────────────────────────────────────────────────────────────────────────
@@ -594,7 +596,7 @@ class Step {
       existingCallId: e.bitrixCallId,
     });
     this.intents.push({
-      kind: 'finish', ...base, durationSec: 0, status, answered: false, endedAt: e.at, ...(e.detail ? { failedReason: e.detail } : {}),
+      kind: 'finish', ...base, durationSec: 0, status, answered: false, endedAt: e.at, outcome: 'neutral', ...(e.detail ? { failedReason: e.detail } : {}),
     });
     this.#w.clickToCallDone[e.bitrixCallId] = e.at;
   }

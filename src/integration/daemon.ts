@@ -21,7 +21,10 @@ import { Dispatcher, mergeCardOps, type IntentOp } from './dispatcher.ts';
 import { BitrixEvents } from './bitrix-events.ts';
 import { ClickToCall } from './click-to-call.ts';
 import { HttpServer } from './http-server.ts';
+import { FollowUps, isFollowUp } from './follow-ups.ts';
 import { OfflineEvents } from './offline-events.ts';
+import { RobotWebhook } from './robot-webhook.ts';
+import { attachOps, type Ops } from '../ops/ops.ts';
 import { PbxSession } from './pbx-session.ts';
 import { UserDirectory } from './user-directory.ts';
 
@@ -65,7 +68,10 @@ export class Daemon {
   readonly http: HttpServer | undefined;
   readonly clickToCall: ClickToCall | undefined;
   readonly events: BitrixEvents;
+  readonly followUps: FollowUps;
   readonly offlineEvents: OfflineEvents | undefined;
+  /** /healthz, /metrics (src/ops); set by start(). */
+  ops: Ops | undefined;
   #pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(o: DaemonOptions) {
@@ -93,10 +99,16 @@ export class Daemon {
       crmCreate: b.crmCreate, addToChat: b.addToChat, defaultCountry: pbx.defaultCountry, timezone: pbx.timezone,
       recordings: pbx.recordings, ...(b.crmSource ? { crmSource: b.crmSource } : {}),
     });
+    this.followUps = new FollowUps({ store: this.store, config, client: this.client, log });
     this.outbox = new Outbox(this.store, {
-      handler: (op, prior) => dispatcher.handle(op.payload as IntentOp, prior),
+      handler: (op, prior) => (isFollowUp(op.payload) ? this.followUps.run(op.payload, prior) : dispatcher.handle(op.payload as IntentOp, prior)),
       merge: mergeCardOps,
       log,
+    });
+    // Deal stage moves and business processes follow the request that triggers them, in the same call group.
+    this.outbox.on('delivered', (op, result) => {
+      const next = this.followUps.after(op, result);
+      if (next.length > 0) this.outbox.enqueue(next);
     });
     for (const ami of config.ami) {
       const client = o.withoutAmi ? undefined : new AmiClient({
@@ -127,12 +139,19 @@ export class Daemon {
       tokens: async () => [b.applicationToken, this.auth instanceof OAuthAuth ? (await this.auth.tokens())?.applicationToken : undefined],
     });
     if (this.http) this.events.attach(this.http);
+    if (this.http && config.robotWebhook) {
+      new RobotWebhook({
+        config: config.robotWebhook, client: this.client, clickToCall: this.clickToCall, users: this.users, followUps: this.followUps,
+        timezone: pbx.timezone, log,
+      }).attach(this.http);
+    }
     this.offlineEvents = config.events.mode === 'offline' ? new OfflineEvents({ client: this.client, events: this.events, intervalMs: config.events.pollIntervalMs, log }) : undefined;
   }
 
   async start(): Promise<void> {
     await this.hooks.start();
     await this.http?.start();
+    this.ops = attachOps(this);
     await this.users.start().catch((err: Error) => this.log.warn(`user directory: ${err.message}`));
     this.outbox.start();
     // Delivered requests are kept a few days (a long call's finish needs its register's result), then pruned.
@@ -152,6 +171,7 @@ export class Daemon {
   /** SIGTERM: stop taking events, commit what was read, let in-flight requests finish, close. */
   async stop(): Promise<void> {
     clearInterval(this.#pruneTimer);
+    this.ops?.close();
     await this.offlineEvents?.stop();
     for (const s of this.sessions) await s.stop();
     await this.outbox.stop();

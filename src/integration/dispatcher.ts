@@ -87,11 +87,12 @@ export function opKey(pbx: string, intent: Intent, seq: number): string {
  * of the extensions — a ring-all queue's members get the card in one `show` with a USER_ID array.
  */
 export function mergeCardOps(head: { payload: unknown }, next: { payload: unknown }): IntentOp | undefined {
-  const a = head.payload as IntentOp;
-  const b = next.payload as IntentOp;
+  const a = head.payload as Partial<IntentOp>;
+  const b = next.payload as Partial<IntentOp>;
+  if (!a.intent || !b.intent || !a.facts) return undefined;
   if ((a.intent.kind !== 'show' && a.intent.kind !== 'hide') || b.intent.kind !== a.intent.kind) return undefined;
   if (a.intent.regId !== b.intent.regId || a.intent.callKey !== b.intent.callKey || a.pbx !== b.pbx) return undefined;
-  return { ...a, intent: { ...a.intent, extensions: [...new Set([...a.intent.extensions, ...b.intent.extensions])] } };
+  return { ...(a as IntentOp), intent: { ...a.intent, extensions: [...new Set([...a.intent.extensions, ...b.intent.extensions])] } };
 }
 
 export class Dispatcher {

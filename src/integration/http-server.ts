@@ -1,7 +1,8 @@
 /**
- * The daemon's HTTP endpoint (http.host:http.port): the local application's install handler, and a health
- * probe. Bitrix24 event routes (click-to-call) are added by that feature. Bodies are capped and parsed
- * defensively: a malformed or forged request gets a 4xx and a log line, never an exception in the daemon.
+ * The daemon's HTTP endpoint (http.host:http.port): the local application's install handler. Features add
+ * their own routes: Bitrix24 event routes (click-to-call), /healthz and /metrics (src/ops). Bodies are capped
+ * and parsed defensively: a malformed or forged request gets a 4xx and a log line, never an exception in the
+ * daemon.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +30,12 @@ export class HttpServer {
         this.#log.error(`${req.method} ${req.url?.split('?')[0]}: ${err.message}`, { code: 'E_WEBHOOK' });
         if (!res.headersSent) reply(res, 500, { error: 'internal error' });
       });
+    });
+    // Requests Node's parser refuses (random bytes, bad headers, oversized headers): a 400 and a log line.
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      this.#log.warn(`malformed HTTP request rejected: ${err.code ?? err.message}`, { code: 'E_WEBHOOK' });
+      if (socket.writable && !(err.code === 'ECONNRESET')) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
     });
   }
 
@@ -60,23 +67,15 @@ export class HttpServer {
     try {
       url = new URL(req.url ?? '/', 'http://daemon');
     } catch {
+      this.#log.warn(`${req.method} request with a malformed target rejected`, { code: 'E_WEBHOOK' });
       return reply(res, 400, { error: 'malformed request target' });
     }
     const handler = this.#routes.get(`${req.method ?? ''} ${url.pathname}`) ?? this.#routes.get(`* ${url.pathname}`);
     if (handler) return handler(req, res, url);
-    if (req.method === 'GET' && url.pathname === '/healthz') return this.#health(res);
     if (req.method === 'POST' && url.pathname === '/bitrix24/install') return this.#install(req, res);
+    // The path is cut short and quoted: a scanner's junk must not forge log lines.
+    this.#log.warn(`${req.method} ${JSON.stringify(url.pathname.slice(0, 100))}: no such endpoint (404)`, { code: 'E_WEBHOOK' });
     reply(res, 404, { error: 'not found' });
-  }
-
-  #health(res: http.ServerResponse): void {
-    const d = this.#daemon;
-    const ami = d.amiClients.map((c, i) => ({ pbx: d.sessions[i]?.name, connected: c.isConnected, lastKeepaliveOkAt: c.lastKeepaliveOkAt }));
-    const ok = ami.every((a) => a.connected);
-    reply(res, ok ? 200 : 503, {
-      ok, ami, outbox: { depth: d.outbox.depth(), oldestPendingAgeMs: d.outbox.oldestPendingAgeMs() ?? 0 },
-      users: d.users.size, activeCalls: d.sessions.reduce((n, s) => n + s.activeCalls, 0),
-    });
   }
 
   /** Bitrix24 posts the local app's tokens here when the admin installs (or re-installs) it. */

@@ -238,7 +238,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       op = this.absorbFollowing({ ...head, attempts: head.attempts + 1 });
       prior = this.table.prior(op.group, op.seq);
     } catch (err) {
+      // The database failed us: wait rather than spin on the same op.
       this.log.error(`outbox cannot start op ${head.id}: ${(err as Error).message}`);
+      this.pauseUntil(this.now() + this.maxMs);
       return;
     }
 
@@ -272,7 +274,14 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       let merged = op;
       const absorbed: StoredOp[] = [];
       for (const next of this.table.following(op.group, op.seq, 50)) {
-        const payload = merge(merged, next);
+        let payload: unknown;
+        try {
+          payload = merge(merged, next);
+        } catch (err) {
+          // A merger bug must not stop delivery: the ops go out one by one.
+          this.log.error(`outbox merge failed for op ${next.id}: ${(err as Error).message}`);
+          break;
+        }
         if (payload === undefined) break;
         merged = { ...merged, payload };
         absorbed.push(next);

@@ -641,6 +641,13 @@ export class BitrixEmulator {
     'im.notify.system.add': (p) => this.#imNotify('im.notify.system.add', p),
     'im.notify.personal.add': (p) => this.#imNotify('im.notify.personal.add', p),
     'im.notify': (p) => this.#imNotify('im.notify', p),
+    // bizproc/bizproc-workflow/bizproc-workflow-start.md: DOCUMENT_ID is [module, class, id]; returns the workflow id.
+    'bizproc.workflow.start': (p) => {
+      const doc = toArray(p.DOCUMENT_ID) as unknown[];
+      if (!Number(p.TEMPLATE_ID)) throw new EmuError(400, 'ERROR_WRONG_WORKFLOW_ID', 'Empty TEMPLATE_ID');
+      if (doc.length !== 3 || doc[0] !== 'crm') throw new EmuError(400, 'ERROR_WRONG_DOCUMENT_ID', 'Wrong DOCUMENT_ID');
+      return { result: `${Number(p.TEMPLATE_ID)}.${Math.random().toString(16).slice(2, 10)}` };
+    },
     'telephony.externalcall.register': (p, ctx) => this.#register(p, ctx),
     'telephony.externalcall.show': (p) => this.#showHide(p, 'show'),
     'telephony.externalcall.hide': (p) => this.#showHide(p, 'hide'),
