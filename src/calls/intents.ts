@@ -87,5 +87,23 @@ export interface AttachRecordIntent extends IntentBase {
   paths: string[];
 }
 
-export type Intent = RegisterIntent | ShowIntent | HideIntent | FinishIntent | AttachRecordIntent;
+/**
+ * The whole call is over (after its last finish): what the CRM side needs — a task for a missed call, closing
+ * the tasks of a caller who got through, updating the entities created for it.
+ */
+export interface CallEndedIntent extends IntentBase {
+  kind: 'callEnded';
+  direction: Direction;
+  /** Some registration of the call was answered. */
+  answered: boolean;
+  externalNumber: string;
+  withheld: boolean;
+  did?: string;
+  /** The last agent whose phone rang (missed-call owner policy `last_rung`). */
+  lastRungExtension?: string;
+  startedAt: number;
+  endedAt: number;
+}
+
+export type Intent = RegisterIntent | ShowIntent | HideIntent | FinishIntent | AttachRecordIntent | CallEndedIntent;
 export type IntentKind = Intent['kind'];

@@ -506,6 +506,16 @@ class Step {
     if (call.recordings.length > 0) {
       for (const reg of answered) this.intents.push({ kind: 'attachRecord', callKey: call.key, regId: reg.id, paths: [...call.recordings] });
     }
+    if (call.registrations.length > 0 && call.direction && !call.registrations[0]!.existingCallId) {
+      const rung = Object.values(call.conversations).filter((c) => c.kind === 'agent' && c.ringingAt !== undefined)
+        .sort((a, b) => (a.ringingAt ?? 0) - (b.ringingAt ?? 0));
+      const last = rung[rung.length - 1];
+      this.intents.push({
+        kind: 'callEnded', callKey: call.key, regId: 'r0', direction: call.direction, answered: answered.length > 0,
+        externalNumber: call.withheld ? '' : call.externalNumber ?? '', withheld: call.withheld, startedAt: call.startedAt, endedAt: at,
+        ...(call.did ? { did: call.did } : {}), ...(last ? { lastRungExtension: last.party } : {}),
+      });
+    }
     call.endedAt = at;
     this.ended.push(call.key);
     this.endedCalls.set(call.key, call);

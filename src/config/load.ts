@@ -9,7 +9,7 @@ import { registerSecret } from '../log/redact.ts';
 import type { DeepPartial } from './schema-builder.ts';
 import { substituteEnv, type EnvProblem } from './env.ts';
 import { displayPath, lineOf, type YamlPath } from './yaml-positions.ts';
-import { rawConfigSchema, type Config, type PbxConfig, type RawConfig } from './schema.ts';
+import { rawConfigSchema, type Config, type CrmConfig, type MissedOwnerStep, type PbxConfig, type RawConfig } from './schema.ts';
 
 export interface ParseOptions {
   /** Where `${NAME}` references are looked up; process.env by default. */
@@ -68,7 +68,8 @@ export function parseConfig(text: string, fileName: string, options: ParseOption
   }
 
   const raw = record as RawConfig;
-  registerSecret(...raw.ami.map((a) => a.secret), raw.bitrix24.webhook_url, raw.bitrix24.oauth?.client_secret, raw.bitrix24.application_token);
+  registerSecret(...raw.ami.map((a) => a.secret), raw.bitrix24.webhook_url, raw.bitrix24.oauth?.client_secret, raw.bitrix24.application_token,
+    raw.crm.missed_calls.telegram?.bot_token);
   return deepFreeze(toConfig(raw, path.dirname(path.resolve(fileName))));
 }
 
@@ -146,6 +147,52 @@ function toConfig(raw: RawConfig, baseDir: string): Config {
       },
     } : {}),
     bizproc: raw.bizproc.map((b) => ({ event: b.event, templateId: b.template_id })),
+    crm: toCrm(raw.crm),
+  };
+}
+
+const DURATION_UNIT_MS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `24h` → milliseconds (the schema's pattern guarantees the shape). */
+export function durationMs(text: string): number {
+  return Number(text.slice(0, -1)) * (DURATION_UNIT_MS[text.slice(-1)] ?? 0);
+}
+
+function toCrm(c: RawConfig['crm']): CrmConfig {
+  const match = (m: RawConfig['crm']['registration_filter']['allow']) => ({
+    extensions: m.extensions, trunks: m.trunks, dids: m.dids, numbers: m.numbers,
+  });
+  const mc = c.missed_calls;
+  const tg = mc.telegram;
+  return {
+    search: c.search,
+    prefer: c.prefer as CrmConfig['prefer'],
+    routeToResponsible: c.route_to_responsible,
+    create: { incoming: c.create.incoming, outgoing: c.create.outgoing },
+    title: c.title,
+    ...(c.source_id !== undefined ? { sourceId: c.source_id } : {}),
+    missedCalls: {
+      createTask: mc.create_task,
+      owner: mc.owner.map((step): MissedOwnerStep => step.startsWith('fixed:')
+        ? { kind: 'fixed', userId: Number(step.slice('fixed:'.length)) }
+        : { kind: step as 'entity_responsible' | 'last_rung' | 'default' }),
+      ...(mc.created_by !== undefined ? { createdBy: mc.created_by } : {}),
+      title: mc.title,
+      deadline: mc.deadline,
+      callbackWindow: durationMs(mc.callback_window),
+      closeOnCallback: mc.close_on_callback,
+      notify: mc.notify,
+      ...(tg ? {
+        telegram: {
+          botToken: tg.bot_token,
+          apiUrl: tg.api_url.replace(/\/+$/, ''),
+          ...(tg.chat_id !== undefined ? { chatId: tg.chat_id } : {}),
+          users: tg.users.map((u) => ({ userId: u.user_id, chatId: u.chat_id })),
+        },
+      } : {}),
+    },
+    registrationFilter: { allow: match(c.registration_filter.allow), deny: match(c.registration_filter.deny) },
+    responsibleEndpoint: { cacheMs: c.responsible_endpoint.cache_ms, timeoutMs: c.responsible_endpoint.timeout_ms },
   };
 }
 
@@ -213,6 +260,7 @@ function semanticProblems(data: Record<string, unknown>): Array<{ path: YamlPath
     }
   }
   checkPbx(data.pbx, ['pbx'], out);
+  checkCrm(data.crm, out);
   if (Array.isArray(data.ami)) {
     const seen = new Map<string, number>();
     data.ami.forEach((entry: unknown, i) => {
@@ -225,6 +273,25 @@ function semanticProblems(data: Record<string, unknown>): Array<{ path: YamlPath
     });
   }
   return out;
+}
+
+/** registration_filter number patterns must compile. */
+function checkCrm(crm: unknown, out: Array<{ path: YamlPath; message: string }>): void {
+  const filter = isPlainObject(crm) ? crm.registration_filter : undefined;
+  if (!isPlainObject(filter)) return;
+  for (const list of ['allow', 'deny'] as const) {
+    const block = filter[list];
+    const numbers = isPlainObject(block) ? block.numbers : undefined;
+    if (!Array.isArray(numbers)) continue;
+    numbers.forEach((pattern: unknown, i) => {
+      if (typeof pattern !== 'string') return;
+      try {
+        new RegExp(pattern);
+      } catch (err) {
+        out.push({ path: ['crm', 'registration_filter', list, 'numbers', i], message: `is not a valid regular expression: ${(err as Error).message}` });
+      }
+    });
+  }
 }
 
 function checkPbx(pbx: unknown, at: YamlPath, out: Array<{ path: YamlPath; message: string }>): void {

@@ -93,6 +93,59 @@ const bizprocSchema = t.object({
   template_id: required(t.integer({ minimum: 1 })),
 });
 
+/** A list of things a call is matched against (registration_filter.allow / deny). Numbers are regular expressions. */
+const callMatchSchema = t.object({
+  extensions: withDefault(t.array(t.string({ minLength: 1 })), []),
+  trunks: withDefault(t.array(t.string({ minLength: 1 })), []),
+  dids: withDefault(t.array(t.string({ minLength: 1 })), []),
+  numbers: withDefault(t.array(t.string({ minLength: 1 })), []),
+});
+
+const entityCreateMode = () => t.enum(['bitrix', 'lead', 'contact', 'deal', 'none']);
+/** `+30m`, `+2h`, `+1d`, `today 18:00`, `tomorrow 10:00` (PBX time zone). */
+const DEADLINE_PATTERN = '^(\\+\\d+[mhd]|(today|tomorrow) ([01]?\\d|2[0-3]):[0-5]\\d)$';
+const DURATION_PATTERN = '^\\d+[smhd]$';
+
+const crmSchema = t.object({
+  search: withDefault(t.boolean(), false),
+  prefer: withDefault(t.array(t.enum(['contact', 'company', 'lead']), { minItems: 1, uniqueItems: true }), ['contact', 'company', 'lead']),
+  route_to_responsible: withDefault(t.boolean(), false),
+  create: withDefault(t.object({
+    incoming: withDefault(entityCreateMode(), 'bitrix'),
+    outgoing: withDefault(entityCreateMode(), 'bitrix'),
+  }), {}),
+  title: withDefault(t.string({ minLength: 1 }), '{direction} call {phone}'),
+  source_id: optional(t.string({ minLength: 1 })),
+  missed_calls: withDefault(t.object({
+    create_task: withDefault(t.boolean(), false),
+    owner: withDefault(t.array(t.string({ pattern: '^(entity_responsible|last_rung|default|fixed:[1-9]\\d*)$' }), { minItems: 1 }),
+      ['entity_responsible', 'last_rung', 'default']),
+    created_by: optional(t.integer({ minimum: 1 })),
+    title: withDefault(t.string({ minLength: 1 }), 'Missed call from {phone}'),
+    deadline: withDefault(t.string({ pattern: DEADLINE_PATTERN }), '+2h'),
+    callback_window: withDefault(t.string({ pattern: DURATION_PATTERN }), '24h'),
+    close_on_callback: withDefault(t.boolean(), true),
+    notify: withDefault(t.boolean(), false),
+    telegram: optional(t.object({
+      bot_token: required(t.string({ minLength: 1 })),
+      api_url: withDefault(t.string({ pattern: '^https?://' }), 'https://api.telegram.org'),
+      chat_id: optional(t.string({ minLength: 1 })),
+      users: withDefault(t.array(t.object({
+        user_id: required(t.integer({ minimum: 1 })),
+        chat_id: required(t.string({ minLength: 1 })),
+      })), []),
+    })),
+  }), {}),
+  registration_filter: withDefault(t.object({
+    allow: withDefault(callMatchSchema, {}),
+    deny: withDefault(callMatchSchema, {}),
+  }), {}),
+  responsible_endpoint: withDefault(t.object({
+    cache_ms: withDefault(t.integer({ minimum: 0 }), 60000),
+    timeout_ms: withDefault(ms(), 1500),
+  }), {}),
+});
+
 /** The whole file, after the loader turned a single `ami:` mapping into a one-element list. */
 export const rawConfigSchema = t.object({
   ami: required(t.array(amiSchema, { minItems: 1 })),
@@ -116,6 +169,7 @@ export const rawConfigSchema = t.object({
   events: withDefault(eventsSchema, {}),
   robot_webhook: optional(robotWebhookSchema),
   bizproc: withDefault(t.array(bizprocSchema), []),
+  crm: withDefault(crmSchema, {}),
   log: withDefault(t.object({
     level: withDefault(t.enum(['error', 'warn', 'info', 'debug']), 'info'),
     format: withDefault(t.enum(['text', 'json']), 'text'),
@@ -189,6 +243,49 @@ export type Bitrix24Config = Bitrix24Auth & {
   readonly userRefreshCron: string;
 };
 
+export type EntityCreateMode = 'bitrix' | 'lead' | 'contact' | 'deal' | 'none';
+/** One step of the missed-call owner policy, tried in order. */
+export type MissedOwnerStep = { readonly kind: 'entity_responsible' | 'last_rung' | 'default' } | { readonly kind: 'fixed'; readonly userId: number };
+
+export interface CallMatchConfig {
+  readonly extensions: readonly string[];
+  readonly trunks: readonly string[];
+  readonly dids: readonly string[];
+  /** Regular expression sources (compiled by the loader's check). */
+  readonly numbers: readonly string[];
+}
+
+/** The `crm:` section: entity search and creation, missed-call tasks, registration filter, /responsible. */
+export interface CrmConfig {
+  readonly search: boolean;
+  readonly prefer: ReadonlyArray<'contact' | 'company' | 'lead'>;
+  readonly routeToResponsible: boolean;
+  readonly create: { readonly incoming: EntityCreateMode; readonly outgoing: EntityCreateMode };
+  /** Title of created entities: {phone}, {direction} (Incoming/Outgoing), {did}. */
+  readonly title: string;
+  readonly sourceId?: string;
+  readonly missedCalls: {
+    readonly createTask: boolean;
+    readonly owner: readonly MissedOwnerStep[];
+    readonly createdBy?: number;
+    /** {phone}, {did}, {time}. */
+    readonly title: string;
+    readonly deadline: string;
+    /** Milliseconds (the file says e.g. `24h`). */
+    readonly callbackWindow: number;
+    readonly closeOnCallback: boolean;
+    readonly notify: boolean;
+    readonly telegram?: {
+      readonly botToken: string;
+      readonly apiUrl: string;
+      readonly chatId?: string;
+      readonly users: ReadonlyArray<{ readonly userId: number; readonly chatId: string }>;
+    };
+  };
+  readonly registrationFilter: { readonly allow: CallMatchConfig; readonly deny: CallMatchConfig };
+  readonly responsibleEndpoint: { readonly cacheMs: number; readonly timeoutMs: number };
+}
+
 export interface Config {
   /** Always a list (a single `ami:` mapping becomes one entry). */
   readonly ami: readonly AmiConfig[];
@@ -218,4 +315,6 @@ export interface Config {
   };
   /** Business processes started on call events. */
   readonly bizproc: ReadonlyArray<{ readonly event: 'incoming' | 'outgoing' | 'missed' | 'answered' | 'recording'; readonly templateId: number }>;
+  /** CRM behaviour beyond registering calls (src/crm). */
+  readonly crm: CrmConfig;
 }

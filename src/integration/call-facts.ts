@@ -18,6 +18,8 @@ export interface CallFacts {
   extension: string;
   recordings: string[];
   conversation: ConversationFacts;
+  /** At the end of the call: every conversation, by id (get_updated_entity_fields). */
+  conversations?: Record<string, ConversationFacts>;
 }
 
 const iso = (ms: number | undefined): string => (ms === undefined ? '' : new Date(ms).toISOString());
@@ -25,7 +27,16 @@ const iso = (ms: number | undefined): string => (ms === undefined ? '' : new Dat
 export function callFacts(pbx: string, call: Call, intent: Intent): CallFacts {
   const reg = call.registrations.find((r) => r.id === intent.regId);
   const convId = reg?.answeredBy ?? reg?.conversations[reg.conversations.length - 1];
-  const conv: Conversation | undefined = convId ? call.conversations[convId] : undefined;
+  const facts = conversationFacts(pbx, call, intent, convId ? call.conversations[convId] : undefined, reg?.extension);
+  if (intent.kind === 'callEnded') {
+    facts.conversations = Object.fromEntries(Object.values(call.conversations)
+      .map((c) => [`${call.key}/${c.channelId}`, conversationFacts(pbx, call, intent, c, reg?.extension).conversation]));
+  }
+  return facts;
+}
+
+function conversationFacts(pbx: string, call: Call, intent: Intent, conv: Conversation | undefined, regExtension: string | undefined): CallFacts {
+  const reg = { extension: regExtension };
   const ext = conv && conv.kind !== 'forward' ? conv.party : reg?.extension ?? call.originExtension ?? '';
   const external = call.externalNumber ?? '';
   const incoming = call.direction === 'incoming';

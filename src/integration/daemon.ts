@@ -13,6 +13,7 @@ import { WebhookAuth } from '../bitrix/webhook-auth.ts';
 import type { Intent } from '../calls/intents.ts';
 import type { Call } from '../calls/model.ts';
 import type { Config } from '../config/schema.ts';
+import { CrmService } from '../crm/crm-service.ts';
 import { HookRunner } from '../hooks/runner.ts';
 import type { Logger } from '../log/logger.ts';
 import { Outbox } from '../outbox/outbox.ts';
@@ -69,6 +70,7 @@ export class Daemon {
   readonly clickToCall: ClickToCall | undefined;
   readonly events: BitrixEvents;
   readonly followUps: FollowUps;
+  readonly crm: CrmService;
   readonly offlineEvents: OfflineEvents | undefined;
   /** /healthz, /metrics (src/ops); set by start(). */
   ops: Ops | undefined;
@@ -94,12 +96,19 @@ export class Daemon {
       watch: config.customizations.watch, log,
     });
     const pbx = config.pbx;
+    this.crm = new CrmService({
+      client: this.client, hooks: this.hooks, store: this.store, users: this.users, log, config: config.crm,
+      defaultUserId: b.defaultUserId, timezone: pbx.timezone, bitrixCrmCreate: b.crmCreate, ...(b.crmSource ? { crmSource: b.crmSource } : {}),
+    });
     const dispatcher = new Dispatcher({
+      crm: this.crm,
       client: this.client, users: this.users, hooks: this.hooks, log, defaultUserId: b.defaultUserId,
       crmCreate: b.crmCreate, addToChat: b.addToChat, defaultCountry: pbx.defaultCountry, timezone: pbx.timezone,
       recordings: pbx.recordings, ...(b.crmSource ? { crmSource: b.crmSource } : {}),
     });
-    this.followUps = new FollowUps({ store: this.store, config, client: this.client, log });
+    this.followUps = new FollowUps({
+      store: this.store, config, client: this.client, log, crm: this.crm, hasHook: (hook) => this.hooks.has(hook),
+    });
     this.outbox = new Outbox(this.store, {
       handler: (op, prior) => (isFollowUp(op.payload) ? this.followUps.run(op.payload, prior) : dispatcher.handle(op.payload as IntentOp, prior)),
       merge: mergeCardOps,
@@ -138,7 +147,10 @@ export class Daemon {
       clickToCall: this.clickToCall, client: this.client, defaultUserId: b.defaultUserId, timezone: pbx.timezone, log,
       tokens: async () => [b.applicationToken, this.auth instanceof OAuthAuth ? (await this.auth.tokens())?.applicationToken : undefined],
     });
-    if (this.http) this.events.attach(this.http);
+    if (this.http) {
+      this.events.attach(this.http);
+      this.http.route('GET', '/responsible', this.crm.responsibleHandler);
+    }
     if (this.http && config.robotWebhook) {
       new RobotWebhook({
         config: config.robotWebhook, client: this.client, clickToCall: this.clickToCall, users: this.users, followUps: this.followUps,

@@ -26,6 +26,7 @@ import type { Logger } from '../log/logger.ts';
 import type { CallFacts } from './call-facts.ts';
 import { isoWithOffset } from './iso-time.ts';
 import { normalizePhone } from './phone.ts';
+import type { CallEntity, CrmService } from '../crm/crm-service.ts';
 
 /** Extension → Bitrix24 user id (UserDirectory in the daemon; a fixed map in `replay`). */
 export interface UserLookup {
@@ -63,6 +64,8 @@ export interface DispatcherOptions {
   now?: () => number;
   /** `replay`: recordings are not read from disk; attachRecord names the file it would attach. */
   dryRun?: boolean;
+  /** The CRM side (search, creation, missed-call tasks, end-of-call updates); absent in `replay`. */
+  crm?: CrmService;
 }
 
 /** What each op resolved to; stored by the outbox, read by later ops of the call through `prior`. */
@@ -126,6 +129,7 @@ export class Dispatcher {
   async #dispatch(payload: IntentOp, prior: Prior): Promise<DispatchResult> {
     const { intent } = payload;
     if (intent.kind === 'register') return this.#register(payload, intent);
+    if (intent.kind === 'callEnded') return this.#callEnded(payload, intent, prior);
     const callId = this.#callIdFor(payload, prior);
     if (!callId) return { sent: false, skipped: `registration ${intent.regId} was not sent` };
     switch (intent.kind) {
@@ -184,6 +188,11 @@ export class Dispatcher {
       this.#log.info(`click-to-call ${intent.existingCallId}: using Bitrix24's own registration`, { callId: facts.call_id });
       return { sent: true, callId: intent.existingCallId };
     }
+    // Black/white lists from the config first; a need_registration script, when there is one, has the last word.
+    const listed = this.#o.crm?.registrationAllowed({
+      direction: intent.direction, number: intent.externalNumber,
+      ...(intent.extension ? { extension: intent.extension } : {}), ...(intent.trunk ? { trunk: intent.trunk } : {}), ...(intent.did ? { did: intent.did } : {}),
+    });
     const need = await this.#hook(payload, 'need_registration', {
       call_id: facts.call_id, call_stage: 'conversation_requested', direction: intent.direction,
       external_number: intent.externalNumber, extension: intent.extension ?? '', trunk: intent.trunk ?? '', did: intent.did ?? '',
@@ -192,6 +201,10 @@ export class Dispatcher {
     if (need.status === 'cancelled' || (need.status === 'ok' && need.data.need_registration === false)) {
       this.#log.info('not registered: need_registration said no', { callId: facts.call_id });
       return { sent: false, skipped: 'need_registration' };
+    }
+    if (listed && !listed.allowed && need.status !== 'ok') {
+      this.#log.info(`not registered: ${listed.reason}`, { callId: facts.call_id });
+      return { sent: false, skipped: `registration filter: ${listed.reason}` };
     }
     const rawNumber = intent.direction === 'internal' ? intent.peerExtension ?? '' : intent.externalNumber;
     const phone = intent.withheld ? WITHHELD_NUMBER : await this.#phone(payload, rawNumber);
@@ -219,14 +232,58 @@ export class Dispatcher {
       return { sent: false, skipped: 'process_search_params' };
     }
     if (search.status === 'ok') params = { ...search.data };
+    let entity: CallEntity | undefined;
+    if (this.#o.crm) {
+      const crm = await this.#o.crm.registrationCrmParams({
+        callId: this.#crmCallId(payload), direction: intent.direction, phone, withheld: intent.withheld,
+        userId: Number(params['USER_ID'] ?? userId), ...(search.status === 'ok' && search.filter ? { filter: search.filter } : {}),
+        ...(intent.did ? { did: intent.did } : {}),
+      });
+      params = { ...params, ...crm.fields, USER_ID: crm.userId };
+      entity = crm.entity;
+    }
     const final = await this.#hook(payload, 'process_registration_params', params as HookParams<'process_registration_params'>);
     if (final.status === 'cancelled') return { sent: false, skipped: 'process_registration_params cancelled' };
     if (final.status === 'ok') params = { ...final.data };
 
     const res = await this.#o.client.call(TELEPHONY_METHODS.register, params);
     const parsed = parseRegisterResult(res.result);
+    this.#o.crm?.recordBitrixCreated(this.#crmCallId(payload), parsed.crmCreatedEntities);
+    if (!entity && parsed.crmEntityType && parsed.crmEntityId) {
+      entity = { entityType: parsed.crmEntityType as CallEntity['entityType'], entityId: parsed.crmEntityId, wasCreated: parsed.crmCreatedEntities.length > 0 };
+    }
     this.#log.info(`registered ${intent.direction} call ${phone} for user ${String(params['USER_ID'])} → ${parsed.callId}`, { callId: facts.call_id });
-    return { sent: true, callId: parsed.callId, detail: parsed };
+    return { sent: true, callId: parsed.callId, detail: { ...parsed, ...(entity ? { entity } : {}) } };
+  }
+
+  /** The CRM service's key for a call (created entities, tasks): stable across its registrations. */
+  #crmCallId(payload: IntentOp): string {
+    return `${payload.pbx}/${payload.intent.callKey}`;
+  }
+
+  /** After the call's last finish: missed-call task or closing the caller's open tasks; updates of created entities. */
+  async #callEnded(payload: IntentOp, intent: Extract<Intent, { kind: 'callEnded' }>, prior: Prior): Promise<DispatchResult> {
+    const crm = this.#o.crm;
+    if (!crm || intent.direction === 'internal') return { sent: false, skipped: 'no CRM work for this call' };
+    const reg = prior.get(opKey(payload.pbx, { ...intent, kind: 'register' } as unknown as RegisterIntent, 0));
+    const detail = ((reg?.result as DispatchResult | undefined) as { detail?: { entity?: CallEntity } } | undefined)?.detail;
+    const phone = intent.withheld ? '' : normalizePhone(intent.externalNumber, this.#o.defaultCountry);
+    const callId = this.#crmCallId(payload);
+    const done = await crm.onCallFinished({
+      callId, direction: intent.direction, answered: intent.answered, phone, withheld: intent.withheld, startedAt: intent.startedAt,
+      ...(detail?.entity ? { entity: detail.entity } : {}), ...(intent.lastRungExtension ? { lastRungExtension: intent.lastRungExtension } : {}),
+      ...(intent.did ? { did: intent.did } : {}),
+    });
+    const c = payload.facts.conversation;
+    const updated = await crm.updateCreatedEntities({
+      callId,
+      call: {
+        id: c.id, from: c.from, to: c.to, from_local: c.from_local, to_local: c.to_local, trunk: c.trunk, type: c.type, state: 3,
+        started_at: new Date(intent.startedAt).toISOString(), answered_at: c.answered_at, ended_at: new Date(intent.endedAt).toISOString(),
+        conversations: payload.facts.conversations ?? {},
+      },
+    });
+    return { sent: true, detail: { ...done, updatedEntities: updated.length } };
   }
 
   async #card(payload: IntentOp, kind: 'show' | 'hide', extensions: string[], callId: string): Promise<DispatchResult> {

@@ -12,12 +12,15 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import type { OutboxOp, PriorOutcome, StoredOp } from '../outbox/outbox.ts';
 import type { Store } from '../store/db.ts';
+import type { CrmService } from '../crm/crm-service.ts';
+import type { CallFacts } from './call-facts.ts';
 import { opKey, type DispatchResult, type IntentOp } from './dispatcher.ts';
 
 export type BizprocEvent = Config['bizproc'][number]['event'];
 
 export type FollowUp =
   | { kind: 'dealStage'; dealId: number; stageId: string; outcome: string }
+  | { kind: 'crmActivity'; activityId: number; conversation: CallFacts['conversation'] }
   | { kind: 'bizproc'; event: BizprocEvent; templateId: number; parameters: Record<string, string | number> };
 
 export interface FollowUpOp {
@@ -45,11 +48,21 @@ const DOCUMENTS: Record<string, [string, string]> = {
   DEAL: ['CCrmDocumentDeal', 'DEAL'],
 };
 
+export interface FollowUpsOptions {
+  store: Store;
+  config: Config;
+  client: RestCaller;
+  log: Logger;
+  crm?: CrmService;
+  /** Whether a customization exists (activity updates are queued only when get_updated_activity_fields does). */
+  hasHook?: (hook: 'get_updated_activity_fields') => boolean;
+}
+
 export class FollowUps {
-  readonly #o: { store: Store; config: Config; client: RestCaller; log: Logger };
+  readonly #o: FollowUpsOptions;
   readonly #log: Logger;
 
-  constructor(o: { store: Store; config: Config; client: RestCaller; log: Logger }) {
+  constructor(o: FollowUpsOptions) {
     this.#o = o;
     this.#log = o.log.child({ component: 'follow-ups' });
   }
@@ -69,6 +82,10 @@ export class FollowUps {
     const events: BizprocEvent[] = [];
     if (intent.kind === 'register') events.push(intent.direction === 'incoming' ? 'incoming' : 'outgoing');
     if (intent.kind === 'finish') {
+      const activityId = Number((r.detail as { CRM_ACTIVITY_ID?: unknown } | undefined)?.CRM_ACTIVITY_ID);
+      if (this.#o.crm && activityId > 0 && this.#o.hasHook?.('get_updated_activity_fields')) {
+        out.push({ kind: 'crmActivity', activityId, conversation: facts.conversation });
+      }
       if (intent.answered) events.push('answered');
       else if (facts.direction === 'incoming') events.push('missed');
       const robot = r.callId ? this.#o.store.getKv<RobotCall>(robotKey(r.callId)) : undefined;
@@ -103,6 +120,10 @@ export class FollowUps {
     if (f.kind === 'dealStage') {
       await this.#o.client.call('crm.item.update', { entityTypeId: 2, id: f.dealId, fields: { stageId: f.stageId } });
       this.#log.info(`deal ${f.dealId} moved to ${f.stageId} (${f.outcome})`, { callId: p.callKey });
+      return { sent: true };
+    }
+    if (f.kind === 'crmActivity') {
+      await this.#o.crm?.updateActivity({ callId: `${p.pbx}/${p.callKey}`, activityId: f.activityId, conversation: f.conversation });
       return { sent: true };
     }
     // The business process runs on the call's CRM entity, as Bitrix24 bound it at registration.

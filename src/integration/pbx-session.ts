@@ -171,7 +171,8 @@ export class PbxSession {
       ? `${intent.direction} call ${intent.externalNumber || '(withheld)'}${intent.did ? ` on ${intent.did}` : ''} → register for ${intent.extension ?? 'default user'} (${intent.reason})`
       : intent.kind === 'show' || intent.kind === 'hide' ? `${intent.kind} card for ${intent.extensions.join(', ')}`
         : intent.kind === 'finish' ? `finish ${intent.status}${intent.answered ? `, talk ${intent.durationSec} s` : ''} for ${intent.extension ?? 'default user'}`
-          : `attach recording ${intent.paths[0] ?? ''}`;
+          : intent.kind === 'attachRecord' ? `attach recording ${intent.paths[0] ?? ''}`
+            : `call ended (${intent.answered ? 'answered' : 'missed'})`;
     this.#log.info(`${intent.regId}: ${what}`, { callId: intent.callKey });
   }
 

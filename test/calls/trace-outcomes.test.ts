@@ -28,6 +28,7 @@ interface RegSummary {
 function summarize(intents: Intent[]): RegSummary[] {
   const regs = new Map<string, RegSummary>();
   for (const i of intents) {
+    if (i.kind === 'callEnded') continue; // call-level: checked separately
     const id = `${i.callKey}/${i.regId}`;
     if (i.kind === 'register') {
       regs.set(id, { reg: i.regId, direction: i.direction, number: i.externalNumber, reason: i.reason, shown: [], hidden: [], record: false,
@@ -144,7 +145,16 @@ describe('call machine on every recorded trace', () => {
   test('the queue shows the card to every ringing member and hides it from the others on answer', () => {
     const intents = runTrace(join(DIR, 'inbound-queue-answered.jsonl'));
     expect(intents.map((i) => i.kind === 'show' || i.kind === 'hide' ? `${i.kind}:${i.extensions.join(',')}` : i.kind))
-      .toEqual(['register', 'show:101', 'show:102', 'show:103', 'hide:101,102', 'finish', 'attachRecord']);
+      .toEqual(['register', 'show:101', 'show:102', 'show:103', 'hide:101,102', 'finish', 'attachRecord', 'callEnded']);
+  });
+
+  test('each registered call ends with one callEnded, last, saying whether anyone answered and who rang last', () => {
+    const missed = runTrace(join(DIR, 'inbound-queue-abandoned.jsonl'));
+    expect(missed.at(-1)).toMatchObject({ kind: 'callEnded', direction: 'incoming', answered: false, externalNumber: '+79037778899', lastRungExtension: '103', did: '74951234569' });
+    expect(missed.filter((i) => i.kind === 'callEnded')).toHaveLength(1);
+    const transfer = runTrace(join(DIR, 'inbound-blind-transfer.jsonl'));
+    expect(transfer.filter((i) => i.kind === 'callEnded')).toEqual([expect.objectContaining({ answered: true, lastRungExtension: '102' })]);
+    expect(runTrace(join(DIR, 'internal.jsonl'))).toEqual([]);
   });
 
   test('register carries the call start from the PBX clock and an unanswered leg never overwrites an answered one', () => {

@@ -11,7 +11,10 @@ import { DaemonError } from '../../src/errors.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const examplePath = path.join(root, 'config/example.yaml');
-const exampleEnv = { AMI_SECRET: 'ami-example-secret', B24_WEBHOOK_SECRET: 'webhook-example-secret', B24_APPLICATION_TOKEN: 'app-example-token' };
+const exampleEnv = {
+  AMI_SECRET: 'ami-example-secret', B24_WEBHOOK_SECRET: 'webhook-example-secret', B24_APPLICATION_TOKEN: 'app-example-token',
+  TELEGRAM_BOT_TOKEN: '123456:telegram-example-token',
+};
 const systemZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
 const MINIMAL = `ami:
@@ -148,6 +151,27 @@ describe('parseConfig', () => {
       clickToCall: { channel: 'PJSIP/{extension}', context: 'from-internal', priority: 1, callerId: '{number}', ringTimeoutMs: 30000 },
       events: { mode: 'online', pollIntervalMs: 3000 },
       bizproc: [],
+      crm: {
+        search: false,
+        prefer: ['contact', 'company', 'lead'],
+        routeToResponsible: false,
+        create: { incoming: 'bitrix', outgoing: 'bitrix' },
+        title: '{direction} call {phone}',
+        missedCalls: {
+          createTask: false,
+          owner: [{ kind: 'entity_responsible' }, { kind: 'last_rung' }, { kind: 'default' }],
+          title: 'Missed call from {phone}',
+          deadline: '+2h',
+          callbackWindow: 86_400_000,
+          closeOnCallback: true,
+          notify: false,
+        },
+        registrationFilter: {
+          allow: { extensions: [], trunks: [], dids: [], numbers: [] },
+          deny: { extensions: [], trunks: [], dids: [], numbers: [] },
+        },
+        responsibleEndpoint: { cacheMs: 60000, timeoutMs: 1500 },
+      },
     };
     expect(config).toEqual(expected);
   });
