@@ -106,6 +106,11 @@ export interface TransferEvent extends Base {
 /** Live channels as listed by CoreShowChannels after a (re)connect: reconciles what happened while we were away. */
 export interface SnapshotEvent extends Base {
   type: 'snapshot';
+  /**
+   * The channels known when the list was requested: only those can have ended while we were away. A channel
+   * created after the request may be missing from the list without having hung up. Absent: all known channels.
+   */
+  knownBefore?: string[];
   /** `ageMs`: how long the channel has existed (CoreShowChannel Duration), to date a call we join mid-way. */
   channels: Array<ChannelRef & { bridgeId?: string; ageMs?: number }>;
 }

@@ -135,11 +135,21 @@ class Step {
       } else if (target !== key) {
         call = this.#move(ch, call, w.calls[target]!, at);
       }
-      if (ref.callerNum !== undefined) ch.callerNum = ref.callerNum;
+      if (ref.callerNum !== undefined && ref.callerNum !== ch.callerNum) {
+        ch.callerNum = ref.callerNum;
+        // Caller ID that arrives after the channel (NewCallerid: analog lines, dialplans that set CALLERID(num)).
+        if (call.direction === 'incoming' && call.anchorId === ch.id && call.registrations.length === 0) {
+          call.externalNumber = ref.callerNum;
+          call.withheld = isWithheld(ref.callerNum);
+        }
+      }
+      call.lastEventAt = Math.max(call.lastEventAt ?? at, at);
       this.touched.add(call.key);
       return { call, ch };
     }
     if (!create) return undefined;
+    // A late report (snapshot, stray event) about a channel that already hung up must not resurrect its call.
+    if (this.#w.recentHangups[ref.channelId] !== undefined) return undefined;
     let callKey = w.linkedCall[ref.linkedId];
     if (callKey === undefined) {
       callKey = ref.linkedId;
@@ -157,6 +167,7 @@ class Step {
     call.channels[ch.id] = ch;
     w.channelCall[ch.id] = callKey;
     if (ref.channelId === ref.linkedId && call.originId === undefined) call.originId = ch.id;
+    call.lastEventAt = Math.max(call.lastEventAt ?? at, at);
     this.touched.add(callKey);
     return { call, ch };
   }
@@ -280,12 +291,21 @@ class Step {
     return false;
   }
 
-  /** The agent's phone behind a channel: itself, or the extension a Local pair's other half dialled or bridged. */
-  #extensionChannel(call: Call, ch: Channel | undefined): Channel | undefined {
-    if (!ch) return undefined;
+  /**
+   * The agent's phone behind a channel: itself; for a Local pair, the extension that dialled into it
+   * (PJSIP/101 → Local/…@outbound;1, ;2 → trunk), else the one its other half dialled or is bridged with
+   * (an Originate to Local/102@from-internal).
+   */
+  #extensionChannel(call: Call, ch: Channel | undefined, hops = 0): Channel | undefined {
+    if (!ch || hops > 8) return undefined;
     if (ch.kind === 'extension') return ch;
     if (ch.kind !== 'local') return undefined;
     const partner = this.#localPartner(call, ch);
+    for (const half of [ch, partner]) {
+      const dialer = half?.dialedBy ? call.channels[half.dialedBy] : undefined;
+      const up = dialer ? this.#extensionChannel(call, dialer, hops + 1) : undefined;
+      if (up) return up;
+    }
     if (!partner) return undefined;
     const dialled = Object.values(call.channels).filter((c) => c.kind === 'extension' && c.dialedBy === partner.id);
     if (dialled.length > 0) return dialled[dialled.length - 1];
@@ -473,7 +493,21 @@ class Step {
       const reg = conv.regId ? this.#reg(call, conv.regId) : undefined;
       if (reg && reg.answeredBy === conv.channelId && !reg.finished) this.#finishAnswered(call, reg, e.at);
     }
+    this.#rememberHangup(ch.id, e.at);
     if (!Object.values(call.channels).some((c) => c.hungUpAt === undefined)) this.#endCall(call, e.at);
+    else if (!call.conversations[ch.id] && ch.id !== call.originId && ch.id !== call.anchorId && ch.kind !== 'trunk') {
+      // A queue waiting for minutes rings its members again and again: channels that left no conversation are
+      // dropped so the call's state does not grow with every round.
+      delete call.channels[ch.id];
+      delete this.#w.channelCall[ch.id];
+    }
+  }
+
+  #rememberHangup(channelId: string, at: number): void {
+    const recent = this.#w.recentHangups;
+    recent[channelId] = at;
+    const ids = Object.keys(recent);
+    if (ids.length > 2000) for (const id of ids) if (at - recent[id]! > 10 * 60_000) delete recent[id];
   }
 
   #endCall(call: Call, at: number): void {
@@ -706,16 +740,28 @@ class Step {
    */
   #onSnapshot(e: SnapshotEvent): void {
     const live = new Set(e.channels.map((c) => c.channelId));
+    const askable = e.knownBefore ? new Set(e.knownBefore) : undefined;
     for (const call of Object.values(this.#w.calls)) {
       for (const ch of Object.values(call.channels)) {
-        if (ch.hungUpAt === undefined && !live.has(ch.id)) this.#onHangup({ type: 'hangup', at: e.at, channel: { channelId: ch.id, linkedId: call.key, name: ch.name } });
+        if (ch.hungUpAt !== undefined || live.has(ch.id) || (askable && !askable.has(ch.id))) continue;
+        // It ended while we were away: at the last moment we know it existed, so the outage is not talk time.
+        const at = Math.min(e.at, call.lastEventAt ?? e.at);
+        this.#onHangup({ type: 'hangup', at, channel: { channelId: ch.id, linkedId: call.key, name: ch.name } });
       }
     }
-    this.#w.bridges = {};
     for (const ref of e.channels) {
       const hit = this.#channel(ref, e.at, true);
       if (!hit) continue;
-      if (ref.bridgeId) (this.#w.bridges[ref.bridgeId] ??= []).push(ref.channelId);
+      if (ref.bridgeId) {
+        for (const [id, members] of Object.entries(this.#w.bridges)) {
+          if (id === ref.bridgeId) continue;
+          const i = members.indexOf(ref.channelId);
+          if (i >= 0) members.splice(i, 1);
+          if (members.length === 0) delete this.#w.bridges[id];
+        }
+        const members = (this.#w.bridges[ref.bridgeId] ??= []);
+        if (!members.includes(ref.channelId)) members.push(ref.channelId);
+      }
       const { call, ch } = hit;
       if (ref.ageMs !== undefined && call.registrations.length === 0) {
         ch.createdAt = Math.min(ch.createdAt, e.at - ref.ageMs);
@@ -732,4 +778,5 @@ class Step {
     }
     this.#recomputeAll(e.at);
   }
+
 }

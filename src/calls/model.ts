@@ -84,6 +84,8 @@ export interface Call {
   recordings: string[];
   transfers: TransferFact[];
   endedAt?: number;
+  /** Time of the latest event about this call (what a call that vanished while we were away is ended at). */
+  lastEventAt?: number;
   /** Click-to-call: started by Bitrix24 with this CALL_ID, for this user and number. */
   clickToCall?: { bitrixCallId: string; bitrixUserId?: number; extension?: string; number?: string };
 }
@@ -98,8 +100,13 @@ export interface World {
   bridges: Record<string, string[]>;
   /** Click-to-call CALL_IDs already finished → when (so a late OriginateResponse cannot finish one twice). */
   clickToCallDone: Record<string, number>;
+  /**
+   * Channels that hung up in the last minutes → when: a reconnect snapshot taken a moment before their Hangup
+   * was read must not bring them (and their ended call) back.
+   */
+  recentHangups: Record<string, number>;
 }
 
 export function emptyWorld(): World {
-  return { calls: {}, channelCall: {}, linkedCall: {}, bridges: {}, clickToCallDone: {} };
+  return { calls: {}, channelCall: {}, linkedCall: {}, bridges: {}, clickToCallDone: {}, recentHangups: {} };
 }

@@ -9,10 +9,11 @@ import { silentLogger } from '../log/logger.ts';
 import { openStore } from '../store/db.ts';
 
 export function openBitrix(config: Config): { client: BitrixClient; close: () => void } {
-  const store = openStore(config.storage.path);
   const b = config.bitrix24;
+  // Only OAuth needs the state file (its tokens): a webhook check runs without access to it.
+  const store = b.webhookUrl === undefined ? openStore(config.storage.path) : undefined;
   const auth = b.webhookUrl !== undefined ? new WebhookAuth(b.webhookUrl) : new OAuthAuth({
-    clientId: b.oauth.clientId, clientSecret: b.oauth.clientSecret, oauthServer: b.oauth.oauthServer, store: new KvTokenStore(store),
+    clientId: b.oauth.clientId, clientSecret: b.oauth.clientSecret, oauthServer: b.oauth.oauthServer, store: new KvTokenStore(store!),
   });
   const limiter = new LeakyBucket({ ratePerSec: b.rateLimit.perSecond, burst: b.rateLimit.burst });
   const client = new BitrixClient(auth, limiter, silentLogger(), { timeoutMs: 15_000 });
@@ -21,7 +22,7 @@ export function openBitrix(config: Config): { client: BitrixClient; close: () =>
     close: () => {
       client.close();
       limiter.close();
-      store.close();
+      store?.close();
     },
   };
 }

@@ -169,7 +169,7 @@ export class Daemon {
     // Delivered requests are kept a few days (a long call's finish needs its register's result), then pruned.
     this.#pruneTimer = setInterval(() => {
       try {
-        const n = this.outbox.prune(OUTBOX_RETENTION_MS);
+        const n = this.outbox.prune(OUTBOX_RETENTION_MS, this.sessions.flatMap((s) => s.activeGroups()));
         if (n > 0) this.log.info(`outbox: pruned ${n} delivered request(s) older than 3 days`);
       } catch (err) {
         this.log.error(`outbox prune failed: ${(err as Error).message}`, { code: 'E_STORE' });
@@ -189,7 +189,6 @@ export class Daemon {
     await this.outbox.stop();
     this.users.stop();
     await this.hooks.stop();
-    await this.http?.stop();
     this.limiter.close();
     this.client.close();
     this.store.close();

@@ -142,6 +142,11 @@ export class Dispatcher {
 
   #callIdFor(payload: IntentOp, prior: Prior): string | undefined {
     const entry = prior.get(opKey(payload.pbx, { ...payload.intent, kind: 'register' } as RegisterIntent, 0));
+    if (entry?.status === 'dead') {
+      // Dead-lettered with it, so that retrying the register (outbox retry) replays the rest in order.
+      throw new BitrixError({ method: payload.intent.kind, kind: 'permanent', retryable: false },
+        `registration ${payload.intent.regId} of ${payload.intent.callKey} was dead-lettered; this request waits with it`);
+    }
     if (!entry || entry.status !== 'done') return undefined;
     const result = entry.result as DispatchResult | undefined;
     return result && result.sent ? result.callId : undefined;

@@ -37,6 +37,12 @@ export class HttpServer {
       if (socket.writable && !(err.code === 'ECONNRESET')) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       else socket.destroy();
     });
+    // CONNECT (proxy tunnels) bypasses the request handler; without this Node drops it without a word.
+    this.#server.on('connect', (req: http.IncomingMessage, socket: import('node:stream').Duplex) => {
+      this.#log.warn(`CONNECT ${JSON.stringify(String(req.url).slice(0, 100))}: not a proxy (405)`, { code: 'E_WEBHOOK' });
+      socket.on('error', () => undefined);
+      socket.end('HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    });
   }
 
   get port(): number {

@@ -53,6 +53,9 @@ export class PbxSession {
   #pending: CallEvent[] = [];
   #flushScheduled = false;
   #listItems: AmiMessage[] = [];
+  /** The CoreShowChannels being answered: its ActionID and the channels we knew when it was sent. */
+  #reconciling: { actionId: string; knownBefore: string[] } | undefined;
+  #reconcileTimer: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(o: PbxSessionOptions) {
@@ -71,6 +74,11 @@ export class PbxSession {
     return Object.keys(this.#world.calls).length;
   }
 
+  /** The outbox groups of the calls in progress (never pruned, however long a call lasts). */
+  activeGroups(): string[] {
+    return Object.keys(this.#world.calls).map((key) => `${this.name}/${key}`);
+  }
+
   start(): void {
     const ami = this.#ami;
     if (!ami) return;
@@ -86,31 +94,59 @@ export class PbxSession {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    clearTimeout(this.#reconcileTimer);
     this.flush();
     await this.#ami?.stop();
   }
 
-  /** Asks Asterisk which channels are up and feeds the answer to the machine as a snapshot. */
-  async reconcile(): Promise<void> {
-    if (!this.#ami) return;
+  /**
+   * Asks Asterisk which channels are up. The answer is applied where it stands in the event stream (its list
+   * items are read in order with the other events), and only channels we knew when asking can be declared ended:
+   * one created meanwhile may be missing from the list. A failure is retried.
+   */
+  async reconcile(attempt = 0): Promise<void> {
+    if (!this.#ami || this.#stopped) return;
+    const knownBefore = Object.keys(this.#world.channelCall);
     try {
-      const res = await this.#ami.action('CoreShowChannels');
-      this.feed(snapshotFromCoreShowChannels(res.events, Date.now()));
-      this.flush();
+      await this.#ami.action('CoreShowChannels', {}, {
+        onActionId: (actionId) => {
+          this.#reconciling = { actionId, knownBefore };
+          this.#listItems = [];
+        },
+      });
     } catch (err) {
-      this.#log.error(`reconciliation failed: ${(err as Error).message}`, { code: 'E_AMI_ACTION' });
+      this.#reconciling = undefined;
+      const delay = Math.min(30_000, 1000 * 2 ** attempt);
+      this.#log.error(`reconciliation failed, retrying in ${delay} ms: ${(err as Error).message}`, { code: 'E_AMI_ACTION' });
+      clearTimeout(this.#reconcileTimer);
+      this.#reconcileTimer = setTimeout(() => void this.reconcile(attempt + 1), delay);
+      this.#reconcileTimer.unref();
     }
   }
 
   #onAmi(msg: AmiMessage): void {
+    const r = this.#reconciling;
+    if (r && msg.fields['ActionID'] === r.actionId) {
+      if (msg.name === 'CoreShowChannel') this.#listItems.push(msg);
+      if (msg.name === 'CoreShowChannelsComplete') {
+        this.#reconciling = undefined;
+        this.feed({ ...snapshotFromCoreShowChannels(this.#listItems, Date.now()), knownBefore: r.knownBefore });
+        this.#listItems = [];
+        this.#scheduleFlush();
+      }
+      return;
+    }
     const event = toCallEvent(msg);
     if (!event) return;
     this.feed(event);
-    // Everything one socket read delivered is committed together (and queue rings merge into one card).
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.#scheduleFlush();
+  }
+
+  /** Everything one socket read delivered is committed together. */
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => this.flush());
   }
 
   feed(event: CallEvent): void {
@@ -147,20 +183,34 @@ export class PbxSession {
       const payload: IntentOp = { pbx: this.name, intent, facts: callFacts(this.name, call, intent), queuedAt: now };
       return { idemKey: opKey(this.name, intent, seq), group: `${this.name}/${intent.callKey}`, kind: intent.kind, payload };
     });
-    this.#store.transaction(() => {
-      for (const [key, call] of Object.entries(touched)) {
-        if (ended.has(key)) {
-          this.#store.deleteCall(this.name, key);
-          this.#emitted.delete(key);
-        } else {
-          const persisted: PersistedCall = { call, emitted: this.#emitted.get(key) ?? 0 };
-          this.#store.saveCall(this.name, key, persisted);
+    try {
+      this.#store.transaction(() => {
+        for (const [key, call] of Object.entries(touched)) {
+          const live = this.#world.calls[key];
+          if (ended.has(key) && !live) {
+            this.#store.deleteCall(this.name, key);
+          } else {
+            const persisted: PersistedCall = { call: live ?? call, emitted: this.#emitted.get(key) ?? 0 };
+            this.#store.saveCall(this.name, key, persisted);
+          }
         }
-      }
-      this.#store.setKv(`bridges/${this.name}`, this.#world.bridges);
-      this.#store.setKv(`click-to-call-done/${this.name}`, this.#world.clickToCallDone);
-      if (ops.length > 0) this.#outbox.enqueue(ops);
-    });
+        this.#store.setKv(`world/${this.name}`, {
+          bridges: this.#world.bridges, clickToCallDone: this.#world.clickToCallDone, recentHangups: this.#world.recentHangups,
+        });
+        if (ops.length > 0) this.#outbox.enqueue(ops);
+      });
+    } catch (err) {
+      // Nothing of this batch was committed: go back to the committed state and ask Asterisk what is up now.
+      this.#log.error(`could not save call state, reloading it and reconciling: ${(err as Error).message}`, { code: 'E_STORE' });
+      this.#emitted = new Map();
+      this.#world = this.#restore();
+      clearTimeout(this.#reconcileTimer);
+      this.#reconcileTimer = setTimeout(() => void this.reconcile(), 1000);
+      this.#reconcileTimer.unref();
+      return;
+    }
+    // Counters of ended calls are kept a while (bounded): a key seen again must not restart its numbering.
+    if (this.#emitted.size > 50_000) for (const key of [...this.#emitted.keys()].slice(0, 10_000)) if (!this.#world.calls[key]) this.#emitted.delete(key);
     for (const op of ops) this.#logIntent(op.payload);
     if (merged.length > 0) this.#onIntents?.(merged, touched);
     if (!this.#stopped && ops.length > 0) this.#outbox.kick();
@@ -186,8 +236,10 @@ export class PbxSession {
       for (const l of call.linkedIds) world.linkedCall[l] = call.key;
       this.#emitted.set(call.key, emitted);
     }
-    world.bridges = this.#store.getKv<World['bridges']>(`bridges/${this.name}`) ?? {};
-    world.clickToCallDone = this.#store.getKv<World['clickToCallDone']>(`click-to-call-done/${this.name}`) ?? {};
+    const saved = this.#store.getKv<Pick<World, 'bridges' | 'clickToCallDone' | 'recentHangups'>>(`world/${this.name}`);
+    world.bridges = saved?.bridges ?? {};
+    world.clickToCallDone = saved?.clickToCallDone ?? {};
+    world.recentHangups = saved?.recentHangups ?? {};
     const n = Object.keys(world.calls).length;
     if (n > 0) this.#log.info(`restored ${n} call(s) in progress from the state database`);
     return world;

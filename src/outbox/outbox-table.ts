@@ -92,9 +92,10 @@ export class OutboxTable {
       dropDead: db.prepare<[number | null, number | null]>(`DELETE FROM outbox WHERE status = 'dead' AND (? IS NULL OR id = ?)`),
       // Whole groups only, and only when nothing in them can still run: a later op (or a retried dead one) may
       // need an earlier op's result from `prior`.
-      prune: db.prepare<[number]>(
+      prune: db.prepare<[number, string]>(
         `DELETE FROM outbox WHERE grp IN (
-           SELECT grp FROM outbox GROUP BY grp HAVING SUM(status <> 'done') = 0 AND MAX(updated_at) < ?)`,
+           SELECT grp FROM outbox GROUP BY grp HAVING SUM(status <> 'done') = 0 AND MAX(updated_at) < ?)
+         AND grp NOT IN (SELECT value FROM json_each(?))`,
       ),
     };
   }
@@ -167,8 +168,8 @@ export class OutboxTable {
     return this.store.guard('updating the outbox', () => this.s.dropDead.run(id ?? null, id ?? null).changes);
   }
 
-  prune(cutoff: number): number {
-    return this.store.guard('pruning the outbox', () => this.s.prune.run(cutoff).changes);
+  prune(cutoff: number, keep: readonly string[] = []): number {
+    return this.store.guard('pruning the outbox', () => this.s.prune.run(cutoff, JSON.stringify(keep)).changes);
   }
 }
 

@@ -178,8 +178,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
    * Until then their idemKeys keep re-enqueues from running twice, and their results feed `prior`, so keep this
    * well above the longest call plus any outage (a day is a sensible floor). Returns how many rows went.
    */
-  prune(olderThanMs: number): number {
-    return this.table.prune(this.now() - olderThanMs);
+  prune(olderThanMs: number, keepGroups: readonly string[] = []): number {
+    return this.table.prune(this.now() - olderThanMs, keepGroups);
   }
 
   private drain(): void {

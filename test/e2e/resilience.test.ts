@@ -40,17 +40,25 @@ test('5xx, QUERY_LIMIT_EXCEEDED and OPERATION_TIME_LIMIT are retried: same reque
   expect(failed).toEqual(['telephony.externalCall.register 500', 'telephony.externalCall.show 503', 'telephony.externalCall.hide 429']);
 }, 30_000);
 
-test('a permanent Bitrix24 error dead-letters that request with a clear reason; the call goes on', async () => {
+test('a permanent Bitrix24 error dead-letters the register with a clear reason, the rest of the call waits with it, and a retry replays it in order', async () => {
   h = await startHarness({ trace: 'inbound-answered', startDaemon: false });
   h.bitrix.failNext(1, { status: 400, error: 'ERROR_CORE', description: 'Unsupported phone number format' }, 'telephony.externalCall.register');
   await h.daemon.start();
   await h.settle();
   const dead = h.daemon.outbox.deadLetters();
-  expect(dead.map((d) => d.kind)).toEqual(['register']);
+  expect(dead.map((d) => d.kind)).toEqual(['register', 'show', 'finish', 'attachRecord']);
   expect(dead[0]!.error).toContain('Unsupported phone number format');
-  // show/finish/attachRecord had nothing to act on: skipped, not sent, not dead
+  expect(dead[2]!.error).toContain('registration r0 of 1795324160.126 was dead-lettered');
   expect(h.compact()).toEqual([]);
   expect(h.logLines.join('')).toMatch(/register.*Unsupported phone number format/);
+  // The admin fixed the cause (here: the fault was one-off) and retries the dead letters: all of it, in order.
+  expect(h.daemon.outbox.retryDead()).toBe(4);
+  h.daemon.outbox.kick();
+  await h.daemon.outbox.idle();
+  expect(h.compact()).toEqual([
+    'register #1 type=2 user=2 phone=+79161234567 line=74951234567 crm_create=1', 'show #1 users=2',
+    'finish #1 user=2 status=200 duration=5', 'attachRecord #1 1795324160.126.wav',
+  ]);
 });
 
 test('secrets never reach the log: AMI secret and webhook secret', async () => {

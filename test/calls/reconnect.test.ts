@@ -1,0 +1,84 @@
+/**
+ * Reconnect and out-of-order cases found in review, on the real inbound-answered trace cut at a point, followed
+ * by call events built by hand (the snapshot a CoreShowChannels answer would give, a late caller ID): no
+ * recording shows these races, so the events after the cut are written here.
+ */
+import { expect, test } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AmiParser } from '../../src/ami/parser.ts';
+import { toCallEvent } from '../../src/ami/to-call-event.ts';
+import type { CallEvent } from '../../src/calls/events.ts';
+import type { Intent } from '../../src/calls/intents.ts';
+import { CallMachine } from '../../src/calls/machine.ts';
+import { LAB_CONFIG, TRACE_EPOCH_MS } from '../support/trace-machine.ts';
+
+const TRACE = join(import.meta.dirname, '../fixtures/ami/inbound-answered.jsonl');
+
+/** The trace's call events up to (not including) the first event matching `stop`. */
+function eventsUntil(stop: (e: CallEvent) => boolean): CallEvent[] {
+  const out: CallEvent[] = [];
+  for (const line of readFileSync(TRACE, 'utf8').split('\n').slice(1).filter(Boolean)) {
+    const rec = JSON.parse(line) as { t: number; dir: string; raw: string };
+    if (rec.dir !== 'in') continue;
+    for (const m of new AmiParser().push(rec.raw)) {
+      const e = toCallEvent({ ...m, receivedAt: TRACE_EPOCH_MS + Math.round(rec.t) });
+      if (!e) continue;
+      if (stop(e)) return out;
+      out.push(e);
+    }
+  }
+  return out;
+}
+
+function run(events: CallEvent[]): { intents: Intent[]; machine: CallMachine; world: ReturnType<CallMachine['initial']> } {
+  const machine = new CallMachine(LAB_CONFIG);
+  let world = machine.initial();
+  const intents: Intent[] = [];
+  for (const e of events) {
+    const r = machine.step(world, e);
+    world = r.world;
+    intents.push(...r.intents);
+  }
+  return { intents, machine, world };
+}
+
+const TRUNK = { channelId: '1795324160.126', linkedId: '1795324160.126', name: 'PJSIP/provider-00000043' };
+const AGENT = { channelId: '1795324160.127', linkedId: '1795324160.126', name: 'PJSIP/101-00000044' };
+
+test('a call that vanished while we were away ends at its last known event, not at the reconnect', () => {
+  const talking = eventsUntil((e) => e.type === 'hangup' || (e.type === 'channelSeen' && e.at > TRACE_EPOCH_MS + 9000));
+  const lastAt = talking[talking.length - 1]!.at;
+  const { intents } = run([...talking, { type: 'snapshot', at: lastAt + 600_000, channels: [] }]);
+  const finish = intents.find((i) => i.kind === 'finish')!;
+  // answered at 4.015 s, last seen in the bridge at 4.016 s: the 10-minute outage is not talk time
+  expect(finish).toMatchObject({ status: '200', extension: '101' });
+  expect((finish as { durationSec: number }).durationSec).toBeLessThanOrEqual(1);
+});
+
+test('a channel created after CoreShowChannels was sent is not declared ended for being absent from the list', () => {
+  const ringing = eventsUntil((e) => e.type === 'channelState' && e.channel.state === 'up');
+  const { intents } = run([...ringing, { type: 'snapshot', at: ringing.at(-1)!.at + 10, channels: [TRUNK], knownBefore: [TRUNK.channelId] }]);
+  expect(intents.map((i) => i.kind)).toEqual(['register', 'show']); // the agent's ringing leg (not asked about) goes on
+});
+
+test('a snapshot that still lists a channel we saw hang up does not resurrect the call', () => {
+  const all = eventsUntil(() => false);
+  const end = all.at(-1)!.at;
+  const { intents, world } = run([...all, { type: 'snapshot', at: end + 5, channels: [{ ...TRUNK, bridgeId: 'b' }, { ...AGENT, bridgeId: 'b' }] }]);
+  expect(intents.filter((i) => i.kind === 'register')).toHaveLength(1);
+  expect(Object.keys(world.calls)).toEqual([]);
+});
+
+test('a caller ID that arrives after the channel (NewCallerid) is the number registered', () => {
+  const events = eventsUntil(() => false);
+  const first = events[0]!;
+  if (first.type !== 'channelNew') throw new Error('the trace starts with Newchannel');
+  const late: CallEvent[] = [
+    { ...first, channel: { ...first.channel, callerNum: '' } },
+    { type: 'channelSeen', at: first.at + 1, channel: { ...first.channel, callerNum: '+79161234567' } },
+    ...events.slice(1),
+  ];
+  const register = run(late).intents.find((i) => i.kind === 'register')!;
+  expect(register).toMatchObject({ externalNumber: '+79161234567', withheld: false });
+});
