@@ -38,8 +38,9 @@ test('SIGKILL between register and finish, restart: finished once on the same Bi
   const bitrix = new BitrixEmulator();
   await bitrix.listen();
   cleanup.push(() => bitrix.close());
-  // Real time ×2: the call rings ~1.5 s and talks 2.5 s, long enough to kill and restart the daemon inside it.
-  const ami = new AmiSimulator({ speed: 2, secret: AMI_SECRET });
+  // Real time (Timestamp headers and the wall clock agree, as on a real PBX): the call rings 3 s and talks 5 s,
+  // long enough to kill and restart the daemon inside it.
+  const ami = new AmiSimulator({ speed: 1, secret: AMI_SECRET });
   await ami.listen();
   cleanup.push(() => ami.close());
   ami.play(join(FIXTURES, 'inbound-answered.jsonl'), { actionWaitMs: 100 });
