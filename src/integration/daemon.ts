@@ -5,6 +5,7 @@
  */
 import { AmiClient } from '../ami/client.ts';
 import type { BitrixAuth } from '../bitrix/auth.ts';
+import { BatchingCaller } from '../bitrix/batching-caller.ts';
 import { BitrixClient } from '../bitrix/client.ts';
 import { LeakyBucket } from '../bitrix/limiter.ts';
 import { OAuthAuth } from '../bitrix/oauth-auth.ts';
@@ -60,6 +61,8 @@ export class Daemon {
   readonly store: Store;
   readonly auth: BitrixAuth;
   readonly client: BitrixClient;
+  /** What the call flow sends through: requests made together leave as one `batch`. */
+  readonly rest: BatchingCaller;
   readonly limiter: LeakyBucket;
   readonly users: UserDirectory;
   readonly hooks: HookRunner;
@@ -90,6 +93,7 @@ export class Daemon {
       });
     this.limiter = new LeakyBucket({ ratePerSec: b.rateLimit.perSecond, burst: b.rateLimit.burst });
     this.client = new BitrixClient(this.auth, this.limiter, log, { timeoutMs: b.requestTimeoutMs });
+    this.rest = new BatchingCaller(this.client);
     this.users = new UserDirectory(this.client, this.store, log, b.userRefreshCron);
     this.hooks = new HookRunner({
       dir: config.customizations.dir, timeoutMs: config.customizations.timeoutMs, poolSize: config.customizations.poolSize,
@@ -97,21 +101,24 @@ export class Daemon {
     });
     const pbx = config.pbx;
     this.crm = new CrmService({
-      client: this.client, hooks: this.hooks, store: this.store, users: this.users, log, config: config.crm,
+      client: this.rest, hooks: this.hooks, store: this.store, users: this.users, log, config: config.crm,
       defaultUserId: b.defaultUserId, timezone: pbx.timezone, bitrixCrmCreate: b.crmCreate, ...(b.crmSource ? { crmSource: b.crmSource } : {}),
     });
     const dispatcher = new Dispatcher({
       crm: this.crm,
-      client: this.client, users: this.users, hooks: this.hooks, log, defaultUserId: b.defaultUserId,
+      client: this.rest,
+      users: this.users, hooks: this.hooks, log, defaultUserId: b.defaultUserId,
       crmCreate: b.crmCreate, addToChat: b.addToChat, defaultCountry: pbx.defaultCountry, timezone: pbx.timezone,
       recordings: pbx.recordings, ...(b.crmSource ? { crmSource: b.crmSource } : {}),
     });
     this.followUps = new FollowUps({
-      store: this.store, config, client: this.client, log, crm: this.crm, hasHook: (hook) => this.hooks.has(hook),
+      store: this.store, config, client: this.rest, log, crm: this.crm, hasHook: (hook) => this.hooks.has(hook),
     });
     this.outbox = new Outbox(this.store, {
       handler: (op, prior) => (isFollowUp(op.payload) ? this.followUps.run(op.payload, prior) : dispatcher.handle(op.payload as IntentOp, prior)),
       merge: mergeCardOps,
+      // Many calls' requests in flight at once (still one per call): together they fill batches of up to 50.
+      concurrency: 50,
       log,
     });
     // Deal stage moves and business processes follow the request that triggers them, in the same call group.
@@ -184,6 +191,7 @@ export class Daemon {
   async stop(): Promise<void> {
     clearInterval(this.#pruneTimer);
     this.ops?.close();
+    await this.http?.stop();
     await this.offlineEvents?.stop();
     for (const s of this.sessions) await s.stop();
     await this.outbox.stop();

@@ -79,3 +79,44 @@ test('wrong AMI secret: a clear E_AMI_AUTH line without the secret, and the daem
   expect(h.logLines.join('')).toMatch(/E_AMI_AUTH|Authentication failed/);
   expect(h.logLines.join('')).not.toContain('not-the-right-one');
 });
+
+test('a backlog of 100 calls drains in batches under Bitrix24\'s own limit (2 req/s, burst 50): nothing lost, nothing twice, order kept', async () => {
+  // Both sides at Bitrix24's standard-plan limit: the daemon's own bucket keeps it from ever being refused.
+  h = await startHarness({ startDaemon: false, bitrixOptions: { rateLimit: { ratePerSec: 2, burst: 50 } }, rateLimit: { perSecond: 2, burst: 50 } });
+  await h.bitrix.setDown(true);
+  await h.daemon.start();
+  // 20 copies of the five-call concurrent trace, with distinct identities: 100 calls while Bitrix24 is down
+  const { join } = await import('node:path');
+  const { FIXTURES } = await import('../support/e2e.ts');
+  h.ami.play(join(FIXTURES, 'concurrent-mix.jsonl'), { copies: 20, actionWaitMs: 150 });
+  await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
+  await h.ami.done();
+  await h.daemon.amiClients[0]!.action('Ping');
+  await new Promise((r) => setImmediate(r));
+  for (const s of h.daemon.sessions) s.flush();
+  expect(h.daemon.outbox.depth()).toBeGreaterThan(100);
+  await h.bitrix.setDown(false);
+  await h.daemon.outbox.idle();
+
+  const calls = [...h.bitrix.calls.values()];
+  expect(calls).toHaveLength(100);
+  expect(calls.every((c) => c.finished)).toBe(true);
+  const finishes = h.bitrix.requests.filter((r) => /finish$/i.test(r.method) && r.httpStatus === 200);
+  expect(finishes).toHaveLength(100);
+  expect(new Set(finishes.map((r) => r.params.CALL_ID)).size).toBe(100);
+  // Per call: register, then its cards, finish, record — never out of order.
+  for (const call of calls) {
+    const mine = h.bitrix.requests.filter((r) => r.httpStatus === 200 && (r.params.CALL_ID === call.callId || (/register$/i.test(r.method) && r.params.EXTERNAL_CALL_ID === call.externalCallId)))
+      .map((r) => r.method.replace(/^telephony\.externalCall\./i, ''));
+    expect(mine[0]).toMatch(/register/i);
+    expect(mine.indexOf('finish')).toBeGreaterThan(0);
+    if (mine.includes('attachRecord')) expect(mine.indexOf('attachRecord')).toBeGreaterThan(mine.indexOf('finish'));
+  }
+  // Recordings carry their bytes and go on their own; everything else rides in batches of many commands.
+  const single = h.bitrix.requests.filter((r) => !r.viaBatch && !/^(user\.get|batch|telephony\.externalcall\.attachrecord)$/i.test(r.method));
+  const batches = h.bitrix.requests.filter((r) => r.method === 'batch').length;
+  const commands = h.bitrix.requests.filter((r) => r.viaBatch).length;
+  expect(commands).toBeGreaterThan(300);
+  expect(batches + single.length).toBeLessThan(commands / 3);
+  expect(h.bitrix.requests.filter((r) => r.httpStatus === 503)).toEqual([]); // the client-side bucket kept under the limit
+}, 60_000);

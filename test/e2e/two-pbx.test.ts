@@ -47,7 +47,7 @@ customizations: { dir: ${join(dir, 'c')}, watch: false }
   for (const s of daemon.sessions) s.flush();
   await daemon.outbox.idle();
 
-  const registers = bitrix.requests.filter((r) => /register$/i.test(r.method)).map((r) => [r.params.EXTERNAL_CALL_ID, r.params.TYPE]);
+  const registers = bitrix.requests.filter((r) => /register$/i.test(r.method)).map((r) => [r.params.EXTERNAL_CALL_ID, Number(r.params.TYPE)]); // numbers arrive as strings when batched
   expect(registers.sort()).toEqual([['east-1795324160.126-r0', 2], ['west-1795324276.170-r0', 1]]);
   const finishes = [...bitrix.calls.values()].map((c) => [c.externalCallId, c.finished?.statusCode]).sort();
   expect(finishes).toEqual([['east-1795324160.126-r0', '200'], ['west-1795324276.170-r0', '486']]);

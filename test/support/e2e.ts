@@ -56,6 +56,8 @@ export interface HarnessOptions {
   oauth?: boolean;
   /** Serve the daemon's HTTP endpoint (events, install) on a free port. */
   http?: boolean;
+  /** The daemon's client-side rate limit (default: effectively none, so tests are not slowed down). */
+  rateLimit?: { perSecond: number; burst: number };
 }
 
 /** The application_token the harness configures: Bitrix24 events must carry it. */
@@ -92,7 +94,7 @@ bitrix24:
   ${o.oauth ? `oauth: { client_id: ${bitrix.clientId}, client_secret: ${bitrix.clientSecret}, oauth_server: "${bitrix.baseUrl}" }` : `webhook_url: ${bitrix.webhookUrl}`}
   default_user_id: 1
   application_token: ${APP_TOKEN}
-  rate_limit: { per_second: 1000, burst: 1000 }
+  rate_limit: { per_second: ${o.rateLimit?.perSecond ?? 1000}, burst: ${o.rateLimit?.burst ?? 1000} }
 pbx:
   trunks: [provider]
   timezone: Europe/Moscow
