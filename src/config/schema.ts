@@ -35,7 +35,7 @@ const amiSchema = t.object({
   keepalive_interval_ms: withDefault(ms(), 15000),
   keepalive_timeout_ms: withDefault(ms(), 5000),
   action_timeout_ms: withDefault(ms(), 10000),
-  reconnect_max_delay_ms: withDefault(ms(), 30000),
+  reconnect_max_delay_ms: withDefault(ms(), 5000),
   pbx: optional(t.partial(pbxSchema)),
 });
 

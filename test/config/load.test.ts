@@ -131,7 +131,7 @@ describe('parseConfig', () => {
     const expected: Config = {
       ami: [{
         name: 'pbx', host: '127.0.0.1', port: 5038, username: 'admin', secret: 's3cret-minimal',
-        keepaliveIntervalMs: 15000, keepaliveTimeoutMs: 5000, actionTimeoutMs: 10000, reconnectMaxDelayMs: 30000, pbx,
+        keepaliveIntervalMs: 15000, keepaliveTimeoutMs: 5000, actionTimeoutMs: 10000, reconnectMaxDelayMs: 5000, pbx,
       }],
       bitrix24: {
         webhookUrl: 'https://example.bitrix24.ru/rest/1/abc123/',
