@@ -26,6 +26,10 @@ import { silentLogger } from '../src/log/logger.ts';
 import { Outbox } from '../src/outbox/outbox.ts';
 import { openStore } from '../src/store/db.ts';
 import { rewriteIdentities } from '../test/fakes/ami-trace.ts';
+import { BitrixEmulator } from '../test/fakes/bitrix-emulator.ts';
+import type { CallEvent } from '../src/calls/events.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { Daemon } from '../src/integration/daemon.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const FIXTURES = join(ROOT, 'test/fixtures/ami');
@@ -137,6 +141,72 @@ async function ringToRegister(hooks: HookRunnerLike, dir: string, calls: number)
   return { p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)) };
 }
 
+/** The inbound-answered trace's call events, once; `copy(n)` gives call n with its own identities and time. */
+function callTemplate(): (n: number, at0: number) => CallEvent[] {
+  const events: CallEvent[] = [];
+  for (const raw of traceFrames('inbound-answered.jsonl')) {
+    const e = toCallEvent({ ...new AmiParser().push(raw)[0]!, receivedAt: 0 });
+    if (e) events.push(e);
+  }
+  const t0 = events[0]!.at;
+  const json = events.map((e) => JSON.stringify({ ...e, at: e.at - t0 }));
+  return (n, at0) => json.map((j) => {
+    const e = JSON.parse(j.replaceAll('1795324160.12', `${n}.12`).replaceAll('"bridgeId":"', `"bridgeId":"${n}-`)) as CallEvent;
+    return { ...e, at: e.at + at0 };
+  });
+}
+
+/** 3. Memory: 100k calls through parser-free mapping + the call machine; RSS after 10k and after 100k. */
+function memory(): Record<string, number> {
+  const copy = callTemplate();
+  const machine = new CallMachine(LAB);
+  let world = machine.initial();
+  const rss: number[] = [];
+  for (let n = 1; n <= 100_000; n++) {
+    for (const e of copy(n, n * 1000)) world = machine.step(world, e).world;
+    if (n === 10_000 || n === 100_000) {
+      global.gc?.();
+      rss.push(process.memoryUsage().rss);
+    }
+  }
+  return {
+    calls: 100_000, openCallsAtEnd: Object.keys(world.calls).length,
+    rssAfter10kMb: round(rss[0]! / 2 ** 20, 1), rssAfter100kMb: round(rss[1]! / 2 ** 20, 1), growthMb: round((rss[1]! - rss[0]!) / 2 ** 20, 1),
+  };
+}
+
+/** 4. Sustained throughput: answered calls through the whole daemon against a Bitrix24 limited to 2 req/s, burst 50. */
+async function throughputAgainstLimit(dir: string, calls: number): Promise<Record<string, number>> {
+  const bitrix = new BitrixEmulator({ rateLimit: { ratePerSec: 2, burst: 50 } });
+  await bitrix.listen();
+  const config = parseConfig(`
+ami: { username: bench, secret: bench-secret }
+bitrix24: { webhook_url: "${bitrix.webhookUrl}", default_user_id: 1 }
+pbx: { trunks: [provider], recordings: { attach: false } }
+http: { enabled: false }
+storage: { path: ${join(dir, 'throughput.sqlite')} }
+customizations: { dir: ${join(dir, 'no-hooks')}, watch: false }
+`, join(dir, 'config.yaml'));
+  const daemon = new Daemon({ config, log: silentLogger(), withoutAmi: true });
+  await daemon.start();
+  const session = daemon.sessions[0]!;
+  const copy = callTemplate();
+  const t0 = performance.now();
+  for (let n = 1; n <= calls; n++) {
+    for (const e of copy(n, Date.now())) session.feed(e);
+    if (n % 50 === 0) session.flush();
+  }
+  session.flush();
+  await daemon.outbox.idle();
+  const seconds = (performance.now() - t0) / 1000;
+  const finished = [...bitrix.calls.values()].filter((c) => c.finished?.statusCode === '200').length;
+  const httpRequests = bitrix.requests.filter((r) => !r.viaBatch).length;
+  const refused = bitrix.requests.filter((r) => r.httpStatus === 503).length;
+  await daemon.stop();
+  await bitrix.close();
+  return { calls, finished, seconds: round(seconds, 1), callsPerHour: Math.round((finished / seconds) * 3600), httpRequests, refused };
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ab24-bench-'));
   const results: Record<string, unknown> = { node: process.version, date: new Date().toISOString() };
@@ -164,6 +234,12 @@ async function main(): Promise<void> {
 
     process.stdout.write('measuring customization hooks…\n');
     results.hooks = await benchHooks();
+
+    process.stdout.write('measuring memory over 100k calls…\n');
+    results.memory = memory();
+
+    process.stdout.write('measuring throughput against a Bitrix24 limited to 2 req/s, burst 50…\n');
+    results.throughput2rps = await throughputAgainstLimit(dir, 2000);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -173,6 +249,8 @@ async function main(): Promise<void> {
   const t = results.throughput as Record<string, number>;
   const l = results.ringToRegisterMs as { noHooks: { p50: number; p99: number }; fiveHooks: { p50: number; p99: number } };
   const h = results.hooks as Record<string, number>;
+  const m = results.memory as Record<string, number>;
+  const q = results.throughput2rps as Record<string, number>;
   const rows: Array<[string, string, string]> = [
     ['AMI framing + parsing', `${t.framingEventsPerSec!.toLocaleString('en')} events/s`, ''],
     ['+ mapping + call machine', `${t.fullPathEventsPerSec!.toLocaleString('en')} events/s`, `${Math.round(t.fullToFramingRatio! * 100)} % of framing (goal ≥ 50 %, ≥ 100k/s)`],
@@ -181,6 +259,8 @@ async function main(): Promise<void> {
     ['hook call (warm)', `p50 ${round(h.warmP50Ms!)} ms, p99 ${round(h.warmP99Ms!)} ms`, 'goal p50 ≤ 0.3 ms, p99 ≤ 2 ms'],
     ['hook sandbox restart', `${round(h.childRestartMs!, 1)} ms`, ''],
     ['chain of five hooks', `${round(h.chainOfFiveMs!)} ms`, ''],
+    ['RSS, 10k → 100k calls', `${m.rssAfter10kMb} → ${m.rssAfter100kMb} MB (${m.growthMb! >= 0 ? '+' : ''}${m.growthMb} MB)`, 'goal flat, < +30 MB'],
+    ['answered calls at 2 req/s', `${q.callsPerHour!.toLocaleString('en')} calls/hour`, `goal ≥ 10,000; ${q.finished}/${q.calls} finished, ${q.httpRequests} requests, ${q.refused} refused`],
   ];
   process.stdout.write(`\n${rows.map(([a, b, c]) => `  ${a.padEnd(30)}${b.padEnd(34)}${c}`).join('\n')}\n\nwritten to bench/results.json\n`);
 }

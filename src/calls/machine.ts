@@ -503,11 +503,18 @@ class Step {
     }
   }
 
+  /** Remembered for 10 minutes of PBX time (and at most ~5000), pruned every 1000 hang-ups: O(1) amortised. */
   #rememberHangup(channelId: string, at: number): void {
-    const recent = this.#w.recentHangups;
-    recent[channelId] = at;
-    const ids = Object.keys(recent);
-    if (ids.length > 2000) for (const id of ids) if (at - recent[id]! > 10 * 60_000) delete recent[id];
+    const w = this.#w;
+    w.recentHangups[channelId] = at;
+    w.hangupsSincePrune = (w.hangupsSincePrune ?? 0) + 1;
+    if (w.hangupsSincePrune < 1000) return;
+    w.hangupsSincePrune = 0;
+    const ids = Object.keys(w.recentHangups); // insertion order: oldest first
+    const excess = ids.length - 5000;
+    ids.forEach((id, i) => {
+      if (i < excess || at - w.recentHangups[id]! > 10 * 60_000) delete w.recentHangups[id];
+    });
   }
 
   #endCall(call: Call, at: number): void {

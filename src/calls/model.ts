@@ -105,6 +105,8 @@ export interface World {
    * was read must not bring them (and their ended call) back.
    */
   recentHangups: Record<string, number>;
+  /** Hang-ups since recentHangups was last pruned. */
+  hangupsSincePrune?: number;
 }
 
 export function emptyWorld(): World {

@@ -45,7 +45,7 @@ export async function replayTrace(tracePath: string, config: Config | undefined,
     timezone: pbx?.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
     recordings: pbx?.recordings ?? { pbxDir: '/', localDir: '/', attach: true, readyTimeoutMs: 0, uploadThresholdBytes: 5_000_000 },
   });
-  const outbox = new Outbox(store, { handler: (op, prior) => dispatcher.handle(op.payload as IntentOp, prior), merge: mergeCardOps, log, concurrency: 1 });
+  const outbox = new Outbox(store, { handler: (op, prior) => dispatcher.handle(op.payload as IntentOp, prior), merge: mergeCardOps, mergeable: (op) => op.kind === 'show' || op.kind === 'hide', log, concurrency: 1 });
   const session = new PbxSession({
     name: config?.ami[0]?.name ?? 'pbx', store, outbox, log,
     machine: {

@@ -116,7 +116,7 @@ export class Daemon {
     });
     this.outbox = new Outbox(this.store, {
       handler: (op, prior) => (isFollowUp(op.payload) ? this.followUps.run(op.payload, prior) : dispatcher.handle(op.payload as IntentOp, prior)),
-      merge: mergeCardOps,
+      merge: mergeCardOps, mergeable: (op) => op.kind === 'show' || op.kind === 'hide',
       // Many calls' requests in flight at once (still one per call): together they fill batches of up to 50.
       concurrency: 50,
       log,

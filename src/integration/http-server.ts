@@ -34,14 +34,16 @@ export class HttpServer {
     // Requests Node's parser refuses (random bytes, bad headers, oversized headers): a 400 and a log line.
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       this.#log.warn(`malformed HTTP request rejected: ${err.code ?? err.message}`, { code: 'E_WEBHOOK' });
-      if (socket.writable && !(err.code === 'ECONNRESET')) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      // Destroyed once the answer is out: the parser no longer reads this socket, so the peer's FIN would never
+      // be seen and a half-closed socket would hold server.close() (and the daemon's stop) forever.
+      if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', () => socket.destroy());
       else socket.destroy();
     });
     // CONNECT (proxy tunnels) bypasses the request handler; without this Node drops it without a word.
     this.#server.on('connect', (req: http.IncomingMessage, socket: import('node:stream').Duplex) => {
       this.#log.warn(`CONNECT ${JSON.stringify(String(req.url).slice(0, 100))}: not a proxy (405)`, { code: 'E_WEBHOOK' });
       socket.on('error', () => undefined);
-      socket.end('HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      socket.end('HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', () => socket.destroy());
     });
   }
 

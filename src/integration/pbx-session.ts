@@ -194,9 +194,9 @@ export class PbxSession {
             this.#store.saveCall(this.name, key, persisted);
           }
         }
-        this.#store.setKv(`world/${this.name}`, {
-          bridges: this.#world.bridges, clickToCallDone: this.#world.clickToCallDone, recentHangups: this.#world.recentHangups,
-        });
+        // recentHangups stays in memory: it guards a live reconnect, and writing thousands of entries per batch
+        // would cost more than the rare race it covers across a restart.
+        this.#store.setKv(`world/${this.name}`, { bridges: this.#world.bridges, clickToCallDone: this.#world.clickToCallDone });
         if (ops.length > 0) this.#outbox.enqueue(ops);
       });
     } catch (err) {
@@ -236,10 +236,9 @@ export class PbxSession {
       for (const l of call.linkedIds) world.linkedCall[l] = call.key;
       this.#emitted.set(call.key, emitted);
     }
-    const saved = this.#store.getKv<Pick<World, 'bridges' | 'clickToCallDone' | 'recentHangups'>>(`world/${this.name}`);
+    const saved = this.#store.getKv<Pick<World, 'bridges' | 'clickToCallDone'>>(`world/${this.name}`);
     world.bridges = saved?.bridges ?? {};
     world.clickToCallDone = saved?.clickToCallDone ?? {};
-    world.recentHangups = saved?.recentHangups ?? {};
     const n = Object.keys(world.calls).length;
     if (n > 0) this.#log.info(`restored ${n} call(s) in progress from the state database`);
     return world;

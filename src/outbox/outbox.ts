@@ -31,6 +31,8 @@ export type OpMerger = (head: StoredOp, next: StoredOp) => unknown;
 export interface OutboxOptions {
   handler: OpHandler;
   merge?: OpMerger;
+  /** Which ops may absorb followers at all (a cheap test that spares the others a query). Default: all. */
+  mergeable?: (op: StoredOp) => boolean;
   /** Groups in flight at once. Default 4. */
   concurrency?: number;
   /** Exponential backoff between retries, with jitter. Defaults: 1 s … 5 min. */
@@ -60,6 +62,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private readonly table: OutboxTable;
   private readonly handler: OpHandler;
   private readonly merge: OpMerger | undefined;
+  private readonly mergeable: (op: StoredOp) => boolean;
   private readonly concurrency: number;
   private readonly minMs: number;
   private readonly maxMs: number;
@@ -80,6 +83,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.table = new OutboxTable(store);
     this.handler = options.handler;
     this.merge = options.merge;
+    this.mergeable = options.mergeable ?? (() => true);
     this.concurrency = Math.max(1, options.concurrency ?? 4);
     this.minMs = Math.max(0, options.backoff?.minMs ?? 1000);
     this.maxMs = Math.max(this.minMs, options.backoff?.maxMs ?? 300_000);
@@ -269,7 +273,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
    */
   private absorbFollowing(op: StoredOp): StoredOp {
     const merge = this.merge;
-    if (!merge) return op;
+    if (!merge || !this.mergeable(op)) return op;
     return this.store.transaction(() => {
       let merged = op;
       const absorbed: StoredOp[] = [];
