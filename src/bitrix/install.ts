@@ -1,3 +1,4 @@
+import axios from 'axios';
 import { DaemonError } from '../errors.ts';
 import { registerSecret } from '../log/redact.ts';
 import { ensureSlash } from './oauth-token.ts';
@@ -76,4 +77,36 @@ function tokens(t: Omit<Tokens, 'applicationToken'> & { applicationToken: string
   registerSecret(t.accessToken, t.refreshToken, t.applicationToken);
   const { applicationToken, ...rest } = t;
   return applicationToken ? { ...rest, applicationToken } : rest;
+}
+
+/**
+ * The install handler is reachable by anyone who can reach the daemon's port, so tokens posted to it are trusted
+ * only once the portal itself confirms them: `app.info` called with the posted access token at the posted
+ * endpoint must name this application (a local application's CODE is its client_id, which exists on one portal
+ * only). With `oauth.portal_url` configured, the endpoint must also be on that portal. Throws with the reason.
+ */
+export async function verifyInstalledTokens(tokens: Tokens, app: { clientId: string; portalUrl?: string; timeoutMs?: number }): Promise<void> {
+  let endpoint: URL;
+  try {
+    endpoint = new URL(tokens.clientEndpoint);
+  } catch {
+    throw new DaemonError('E_WEBHOOK', 'install request: client_endpoint is not a URL');
+  }
+  if ((endpoint.protocol !== 'https:' && endpoint.protocol !== 'http:') || /[\s\r\n]/.test(tokens.clientEndpoint + tokens.domain)) {
+    throw new DaemonError('E_WEBHOOK', 'install request: client_endpoint / domain is not a plain http(s) address');
+  }
+  if (app.portalUrl && new URL(app.portalUrl).host !== endpoint.host) {
+    throw new DaemonError('E_WEBHOOK', `install request for ${endpoint.host}, but bitrix24.oauth.portal_url is ${new URL(app.portalUrl).host}`);
+  }
+  let code: unknown;
+  try {
+    const res = await axios.post(`${ensureSlash(tokens.clientEndpoint)}app.info.json`, { auth: tokens.accessToken }, {
+      timeout: app.timeoutMs ?? 10_000, validateStatus: () => true, maxRedirects: 0,
+    });
+    const result = (res.data as { result?: Record<string, unknown> } | undefined)?.result;
+    code = result?.CODE ?? result?.CLIENT_ID;
+  } catch (err) {
+    throw new DaemonError('E_WEBHOOK', `install request: the portal could not be asked to confirm the tokens (${(err as { code?: string }).code ?? 'network error'})`);
+  }
+  if (code !== app.clientId) throw new DaemonError('E_WEBHOOK', 'install request: the portal does not confirm these tokens for this application');
 }

@@ -1,11 +1,13 @@
 /**
  * `run --config FILE`: the daemon. SIGTERM / SIGINT stop it cleanly (events read so far are committed, in-flight
  * Bitrix24 requests finish, queued ones stay in the outbox for the next start). A bug in one request never
- * takes the daemon down: unhandled rejections are logged.
+ * takes the daemon down: unhandled rejections are logged. Under systemd (Type=notify) it reports READY=1,
+ * feeds the watchdog while AMI is alive, and says STOPPING=1 (src/ops/systemd.ts).
  */
 import { loadConfig } from '../config/load.ts';
 import { Daemon } from '../integration/daemon.ts';
 import { createLogger } from '../log/logger.ts';
+import { startSystemd } from '../ops/systemd.ts';
 
 export async function runCommand(configPath: string): Promise<number> {
   const config = loadConfig(configPath);
@@ -13,6 +15,7 @@ export async function runCommand(configPath: string): Promise<number> {
   process.on('unhandledRejection', (reason) => log.error(`unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`));
   const daemon = new Daemon({ config, log });
   await daemon.start();
+  const systemd = startSystemd(daemon, { log });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info(`${signal} received: stopping`);
@@ -21,6 +24,7 @@ export async function runCommand(configPath: string): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  await systemd.stopping();
   await daemon.stop();
   return 0;
 }

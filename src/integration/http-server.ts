@@ -7,7 +7,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OAuthAuth } from '../bitrix/oauth-auth.ts';
-import { parseInstallRequest } from '../bitrix/install.ts';
+import { parseInstallRequest, verifyInstalledTokens } from '../bitrix/install.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Daemon } from './daemon.ts';
 
@@ -95,6 +95,8 @@ export class HttpServer {
     let tokens;
     try {
       tokens = parseInstallRequest(body);
+      const oauth = this.#daemon.config.bitrix24.oauth!;
+      await verifyInstalledTokens(tokens, { clientId: oauth.clientId, ...(oauth.portalUrl ? { portalUrl: oauth.portalUrl } : {}) });
     } catch (err) {
       this.#log.warn(`install request rejected: ${(err as Error).message}`, { code: 'E_WEBHOOK' });
       return reply(res, 400, { error: (err as Error).message });

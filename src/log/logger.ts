@@ -26,7 +26,9 @@ const textLine = winston.format.printf((info) => {
   const { level, message, timestamp, component, callId, ...rest } = info as Record<string, unknown>;
   const tags = [component, callId].filter(Boolean).map((t) => `[${String(t)}]`).join(' ');
   const extra = Object.keys(rest).length ? ' ' + JSON.stringify(rest) : '';
-  return `${String(timestamp)} ${level} ${tags ? tags + ' ' : ''}${String(message)}${extra}`;
+  // One entry, one line: a CR/LF inside a message (remote text, a stack trace) must not start a forged entry.
+  const text = String(message).replace(/\r?\n|\r/g, ' ⏎ ');
+  return `${String(timestamp)} ${level} ${tags ? tags + ' ' : ''}${text}${extra}`;
 });
 
 /**
@@ -41,10 +43,25 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   return winston.createLogger({
     level: options.level ?? 'info',
     silent: options.silent ?? false,
-    format: winston.format.combine(winston.format.splat(), base, redactFinal()),
+    format: winston.format.combine(literalMessages(), base, redactFinal()),
     transports: options.transports ?? [new winston.transports.Console({ stderrLevels: ['error', 'warn'] })],
   });
 }
+
+/**
+ * Messages carry remote text (AMI frames, HTTP paths). When one contains a printf token ('%s', '%o'), winston sets
+ * the fields given with it (the error code) aside for format.splat() instead of merging them; splat would then
+ * interpret the remote text. So no splat: the message stays literal and the fields are merged back here.
+ */
+const literalMessages = winston.format((info) => {
+  const rec = info as unknown as Record<string | symbol, unknown>;
+  const args = rec[Symbol.for('splat')];
+  if (Array.isArray(args)) {
+    for (const arg of args) if (arg && typeof arg === 'object' && !Array.isArray(arg)) Object.assign(info, arg);
+    delete rec[Symbol.for('splat')];
+  }
+  return info;
+});
 
 /** The rendered line (Symbol.for('message')) is redacted too, whatever the format put in it. */
 function redactFinal() {

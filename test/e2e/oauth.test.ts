@@ -48,6 +48,21 @@ test('an expired access token is refreshed once and the request goes through', a
   expect(h.bitrix.tokenRequests.filter((r) => r.grantType === 'refresh_token' && r.httpStatus === 200)).toHaveLength(1);
 });
 
+test('a forged install (tokens the portal does not confirm for this application) gets 400 and changes nothing', async () => {
+  h = await startHarness({ oauth: true, bitrixOptions: { appContextOnly: true } });
+  const t = h.bitrix.issueTokens();
+  await install(h, new URLSearchParams({ 'auth[access_token]': t.accessToken, 'auth[refresh_token]': t.refreshToken, 'auth[client_endpoint]': t.clientEndpoint, 'auth[domain]': t.domain }).toString());
+  const forged = await install(h, new URLSearchParams({
+    'auth[access_token]': 'attacker-token-000', 'auth[refresh_token]': 'attacker-refresh-000', 'auth[client_endpoint]': 'http://127.0.0.1:9/rest/', 'auth[domain]': 'evil.example',
+  }).toString());
+  expect(forged.status).toBe(400);
+  expect(await forged.json()).toMatchObject({ error: expect.stringMatching(/could not be asked|does not confirm/) });
+  // the genuine tokens are still the ones in use
+  h.play('inbound-answered');
+  await h.settle();
+  expect(h.compact()).toEqual(ANSWERED);
+});
+
 test('a malformed install request gets 400 and changes nothing', async () => {
   h = await startHarness({ oauth: true });
   const res = await install(h, 'auth[access_token]=only-half');
