@@ -8,7 +8,6 @@
  * Bitrix24 delivers each event once, without retries, and waits only briefly: the HTTP answer is sent as soon
  * as the event is accepted; the work (Originate, register) runs after.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
 import { fromPhpQuery, type PhpObject, type PhpValue } from '../bitrix/php-query.ts';
 import type { RestCaller } from '../bitrix/telephony.ts';
@@ -17,6 +16,7 @@ import type { Logger } from '../log/logger.ts';
 import type { ClickToCall } from './click-to-call.ts';
 import { readBody, reply, type HttpServer } from './http-server.ts';
 import { isoWithOffset } from './iso-time.ts';
+import { sameSecret } from './secret.ts';
 
 export interface BitrixEventsOptions {
   clickToCall: ClickToCall | undefined;
@@ -68,13 +68,7 @@ export class BitrixEvents {
   }
 
   async #tokenOk(given: string | undefined): Promise<boolean> {
-    if (!given) return false;
-    const a = Buffer.from(given);
-    return (await this.#o.tokens()).some((t) => {
-      if (!t) return false;
-      const b = Buffer.from(t);
-      return a.length === b.length && timingSafeEqual(a, b);
-    });
+    return (await this.#o.tokens()).some((t) => sameSecret(given, t));
   }
 
   /** One event (online or offline): validated, answered at once, processed after. */

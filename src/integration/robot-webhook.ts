@@ -9,7 +9,6 @@
  * Parameters come as a query string, form fields or JSON alike, with any key spelling (`deal_id`, `DealID`,
  * `dealId`); invalid ones get 400 with a message that names them. The token in the URL authenticates.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
 import type { RestCaller } from '../bitrix/telephony.ts';
 import { TELEPHONY_METHODS, parseRegisterResult, registerCallWire } from '../bitrix/telephony.ts';
@@ -19,6 +18,7 @@ import type { ClickToCall, ExtensionLookup } from './click-to-call.ts';
 import type { FollowUps } from './follow-ups.ts';
 import { readBody, reply, type HttpServer } from './http-server.ts';
 import { isoWithOffset } from './iso-time.ts';
+import { sameSecret } from './secret.ts';
 
 type Outcome = 'positive' | 'negative' | 'neutral';
 const OUTCOMES: Record<string, Outcome> = { POSITIVE: 'positive', NEGATIVE: 'negative', NEUTRAL: 'neutral' };
@@ -84,10 +84,7 @@ export class RobotWebhook {
   }
 
   #tokenOk(given: string | undefined): boolean {
-    if (!given) return false;
-    const a = Buffer.from(given);
-    const b = Buffer.from(this.#o.config.token);
-    return a.length === b.length && timingSafeEqual(a, b);
+    return sameSecret(given, this.#o.config.token);
   }
 
   async #deal(id: number): Promise<Deal> {

@@ -3,31 +3,21 @@
  * `replay` of a recorded trace (prints requests, sends nothing).
  */
 import { afterEach, expect, test } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AmiSimulator } from '../fakes/ami-simulator.ts';
 import { BitrixEmulator } from '../fakes/bitrix-emulator.ts';
 import { FIXTURES } from '../support/e2e.ts';
+import { runCli } from '../support/cli.ts';
 
-const CLI = join(import.meta.dirname, '../../src/cli.ts');
 let cleanup: Array<() => unknown> = [];
 afterEach(async () => {
   for (const fn of cleanup.reverse()) await fn();
   cleanup = [];
 });
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += String(d)));
-    child.stderr.on('data', (d) => (stderr += String(d)));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = runCli;
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'ab24-cli-'));

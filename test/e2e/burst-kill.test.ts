@@ -11,8 +11,8 @@ import { AmiSimulator } from '../fakes/ami-simulator.ts';
 import { BitrixEmulator } from '../fakes/bitrix-emulator.ts';
 import { createRecordings } from '../fakes/recordings.ts';
 import { AMI_SECRET, FIXTURES, startHarness, type Harness } from '../support/e2e.ts';
+import { CLI, exited } from '../support/cli.ts';
 
-const CLI = join(import.meta.dirname, '../../src/cli.ts');
 let cleanup: Array<() => unknown> = [];
 let h: Harness | undefined;
 afterEach(async () => {
@@ -22,10 +22,6 @@ afterEach(async () => {
   cleanup = [];
 });
 
-const exited = (child: ChildProcess) => new Promise<unknown>((resolve) => {
-  if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode ?? child.signalCode);
-  else child.once('exit', (code, signal) => resolve(code ?? signal));
-});
 
 test('SIGKILL in the middle of a burst of 200 calls, restart: every call registered and finished exactly once', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ab24-burst-'));

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { AmiSimulator } from '../fakes/ami-simulator.ts';
 import { BitrixEmulator } from '../fakes/bitrix-emulator.ts';
 import { AMI_SECRET, FIXTURES } from '../support/e2e.ts';
+import { CLI, exited } from '../support/cli.ts';
 
-const CLI = join(import.meta.dirname, '../../src/cli.ts');
 let cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const fn of cleanup.reverse()) await fn();
@@ -27,10 +27,6 @@ function startDaemon(config: string, output: string[]): ChildProcess {
   return child;
 }
 
-const exited = (child: ChildProcess) => new Promise<number | string>((resolve) => {
-  if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode ?? child.signalCode!);
-  else child.once('exit', (code, signal) => resolve(code ?? signal!));
-});
 
 test('SIGKILL between register and finish, restart: finished once on the same Bitrix24 call', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ab24-crash-'));

@@ -3,25 +3,15 @@
  * then a stopped one: the health table, the dead letters, a retried request reaching Bitrix24.
  */
 import { afterEach, expect, test } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, startRig, waitFor, type OpsRig } from './support.ts';
+import { runCli } from '../support/cli.ts';
 
-const CLI = join(import.meta.dirname, '../../src/cli.ts');
 let rig: OpsRig | undefined;
 afterEach(async () => { await rig?.stop(); rig = undefined; });
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += String(d)));
-    child.stderr.on('data', (d) => (stderr += String(d)));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = runCli;
 
 const REJECT = { status: 400, error: 'ERROR_CORE', description: 'Unsupported phone number format' };
 
