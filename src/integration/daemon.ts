@@ -78,6 +78,7 @@ export class Daemon {
   /** /healthz, /metrics (src/ops); set by start(). */
   ops: Ops | undefined;
   #pruneTimer: NodeJS.Timeout | undefined;
+  #stopCheckpoints: (() => void) | undefined;
 
   constructor(o: DaemonOptions) {
     const { config, log } = o;
@@ -173,6 +174,7 @@ export class Daemon {
     this.ops = attachOps(this);
     await this.users.start().catch((err: Error) => this.log.warn(`user directory: ${err.message}`));
     this.outbox.start();
+    this.#stopCheckpoints = this.store.startCheckpoints();
     // Delivered requests are kept a few days (a long call's finish needs its register's result), then pruned.
     this.#pruneTimer = setInterval(() => {
       try {
@@ -190,6 +192,7 @@ export class Daemon {
   /** SIGTERM: stop taking events, commit what was read, let in-flight requests finish, close. */
   async stop(): Promise<void> {
     clearInterval(this.#pruneTimer);
+    this.#stopCheckpoints?.();
     this.ops?.close();
     await this.http?.stop();
     await this.offlineEvents?.stop();

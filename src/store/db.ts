@@ -42,6 +42,9 @@ export class Store {
     try {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
+      // SQLite's automatic checkpoint runs inside whichever commit crosses 1000 WAL pages and fsyncs there: a
+      // ringing call would wait for it. The daemon checkpoints on a timer instead (startCheckpoints).
+      this.db.pragma('wal_autocheckpoint = 0');
       this.db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
       migrate(this.db, file);
       this.stmts = prepare(this.db);
@@ -90,6 +93,22 @@ export class Store {
 
   deleteKv(key: string): void {
     this.guard('deleting a value', () => this.stmts.deleteKv.run(key));
+  }
+
+  /**
+   * Moves the WAL into the database file every `intervalMs` (PASSIVE: never waits for readers or writers), off the
+   * path of any particular event. Returns a function that stops it. Without it the WAL grows until close.
+   */
+  startCheckpoints(intervalMs = 5000): () => void {
+    const timer = setInterval(() => {
+      try {
+        if (this.db.open) this.db.pragma('wal_checkpoint(PASSIVE)');
+      } catch {
+        // busy or closing: the next tick tries again
+      }
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /** Closes the connection (idempotent). WAL content is checkpointed into the main file by SQLite. */
