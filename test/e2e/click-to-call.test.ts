@@ -74,6 +74,23 @@ describe('ONEXTERNALCALLSTART → Originate → the given CALL_ID is finished', 
   });
 });
 
+describe('ONEXTERNALCALLBACKSTART (website callback form)', () => {
+  test('registered as a callback (TYPE 4) on the default user, who is rung first, then the client; finished with talk time', async () => {
+    h = await startHarness({ trace: 'click-to-call-answered', http: true, actionWaitMs: 10_000, defaultUserId: 2 });
+    await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
+    const res = await h.post('/bitrix24/events', new URLSearchParams({
+      event: 'ONEXTERNALCALLBACKSTART', 'data[PHONE_NUMBER]': '89161234567', 'data[TEXT]': 'Please call me back', 'data[LINE_NUMBER]': '74951234567',
+      'data[CRM_ENTITY_TYPE]': 'LEAD', 'data[CRM_ENTITY_ID]': '5', 'auth[application_token]': APP_TOKEN,
+    }).toString());
+    expect(res.status).toBe(200);
+    await h.settle();
+    expect(h.ami.actions.filter((a) => a.name === 'Originate').map((a) => [a.fields.Channel, a.fields.Exten])).toEqual([['PJSIP/101', '89161234567']]);
+    const register = h.telephony().find((r) => r.method === 'register')!;
+    expect(register.params).toMatchObject({ TYPE: 4, USER_ID: 2, PHONE_NUMBER: '89161234567', LINE_NUMBER: '74951234567', CRM_ENTITY_TYPE: 'LEAD', CRM_ENTITY_ID: 5 });
+    expect(h.compact().slice(1)).toEqual(['finish #1 user=2 status=200 duration=4', 'attachRecord #1 1795324335.193.wav']);
+  });
+});
+
 describe('bad, forged and repeated events', () => {
   test('a second click on the same CALL_ID while the first is in progress does not ring the agent twice', async () => {
     h = await startHarness({ trace: 'click-to-call-answered', http: true, actionWaitMs: 10_000 });

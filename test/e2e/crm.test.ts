@@ -90,3 +90,35 @@ describe('registration filter and /responsible', () => {
     expect(Date.now() - started).toBeLessThan(1500);
   });
 });
+
+describe('end of call', () => {
+  const hooks = {
+    'get_updated_entity_fields.js': `module.exports = (i) => ({ data: { COMMENTS: 'Talked ' + Object.keys(i.params.conversations).length + ' conversation(s), ended ' + (i.params.ended_at ? 'yes' : 'no') }, state: 'success' });`,
+    'get_updated_activity_fields.js': `module.exports = (i) => ({ data: { DESCRIPTION: 'Answered: ' + i.params.was_answered }, state: 'success' });`,
+  };
+
+  test('entities the daemon created are updated by get_updated_entity_fields; the call\'s activity by get_updated_activity_fields', async () => {
+    h = await startHarness({ startDaemon: false, yaml: 'crm: { create: { incoming: lead } }', customizations: hooks });
+    await h.daemon.start();
+    h.play('inbound-answered');
+    await h.settle();
+    await h.bitrix.waitFor((reqs) => reqs.some((r) => r.method === 'crm.activity.update'));
+    await h.daemon.outbox.idle();
+    const lead = h.bitrix.entities.find((e) => e.CRM_ENTITY_TYPE === 'LEAD')!;
+    const updates = h.bitrix.requests.filter((r) => r.method === 'crm.item.update');
+    expect(updates.map((r) => [r.params.entityTypeId, r.params.id])).toEqual([[1, lead.CRM_ENTITY_ID]]);
+    expect(updates[0]!.params.fields).toMatchObject({ comments: 'Talked 1 conversation(s), ended yes' });
+    const activity = h.bitrix.requests.find((r) => r.method === 'crm.activity.update')!;
+    expect(activity.params.fields).toMatchObject({ DESCRIPTION: 'Answered: true' });
+  });
+
+  test('an entity that already existed is never updated', async () => {
+    h = await startHarness({ startDaemon: false, yaml: 'crm: { search: true, create: { incoming: lead } }', customizations: hooks });
+    h.bitrix.entities.push(contact(7, '+79161234567', 3));
+    await h.daemon.start();
+    h.play('inbound-answered');
+    await h.settle();
+    await h.daemon.outbox.idle();
+    expect(h.bitrix.requests.filter((r) => r.method === 'crm.item.update' || r.method === 'crm.item.add')).toEqual([]);
+  });
+});

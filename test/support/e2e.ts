@@ -58,6 +58,8 @@ export interface HarnessOptions {
   http?: boolean;
   /** The daemon's client-side rate limit (default: effectively none, so tests are not slowed down). */
   rateLimit?: { perSecond: number; burst: number };
+  /** bitrix24.default_user_id (default 1, the portal's admin, who has no internal number). */
+  defaultUserId?: number;
 }
 
 /** The application_token the harness configures: Bitrix24 events must carry it. */
@@ -92,7 +94,7 @@ ami:
   keepalive_interval_ms: 5000
 bitrix24:
   ${o.oauth ? `oauth: { client_id: ${bitrix.clientId}, client_secret: ${bitrix.clientSecret}, oauth_server: "${bitrix.baseUrl}" }` : `webhook_url: ${bitrix.webhookUrl}`}
-  default_user_id: 1
+  default_user_id: ${o.defaultUserId ?? 1}
   application_token: ${APP_TOKEN}
   rate_limit: { per_second: ${o.rateLimit?.perSecond ?? 1000}, burst: ${o.rateLimit?.burst ?? 1000} }
 pbx:
