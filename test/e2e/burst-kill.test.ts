@@ -3,7 +3,6 @@
  * and started again; and the AMI connection cut while calls are up.
  */
 import { afterEach, expect, test } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,7 @@ import { AmiSimulator } from '../fakes/ami-simulator.ts';
 import { BitrixEmulator } from '../fakes/bitrix-emulator.ts';
 import { createRecordings } from '../fakes/recordings.ts';
 import { AMI_SECRET, FIXTURES, startHarness, type Harness } from '../support/e2e.ts';
-import { CLI, exited } from '../support/cli.ts';
+import { exited, killIfAlive, spawnDaemon } from '../support/cli.ts';
 
 let cleanup: Array<() => unknown> = [];
 let h: Harness | undefined;
@@ -46,8 +45,8 @@ customizations: { dir: ${join(dir, 'customizations')}, watch: false }
 log: { level: warn }
 `);
   const start = () => {
-    const child = spawn(process.execPath, [CLI, 'run', '--config', config], { env: { PATH: process.env.PATH ?? '' }, stdio: 'ignore' });
-    cleanup.push(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+    const child = spawnDaemon(config);
+    cleanup.push(() => killIfAlive(child));
     return child;
   };
   const first = start();

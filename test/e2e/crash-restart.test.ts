@@ -4,14 +4,14 @@
  * the daemon cleanly (exit code 0).
  */
 import { afterEach, expect, test } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AmiSimulator } from '../fakes/ami-simulator.ts';
 import { BitrixEmulator } from '../fakes/bitrix-emulator.ts';
 import { AMI_SECRET, FIXTURES } from '../support/e2e.ts';
-import { CLI, exited } from '../support/cli.ts';
+import { exited, killIfAlive, spawnDaemon } from '../support/cli.ts';
 
 let cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -20,10 +20,8 @@ afterEach(async () => {
 });
 
 function startDaemon(config: string, output: string[]): ChildProcess {
-  const child = spawn(process.execPath, [CLI, 'run', '--config', config], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (d) => output.push(String(d)));
-  child.stderr!.on('data', (d) => output.push(String(d)));
-  cleanup.push(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  const child = spawnDaemon(config, output);
+  cleanup.push(() => killIfAlive(child));
   return child;
 }
 

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startHarness, FIXTURES, type Harness } from '../support/e2e.ts';
+import { startHarness, type Harness } from '../support/e2e.ts';
 
 let h: Harness | undefined;
 afterEach(async () => { await h?.stop(); h = undefined; });

@@ -7,7 +7,7 @@
 import { afterEach, expect, test } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { startHarness, FIXTURES, type Harness } from '../support/e2e.ts';
+import { startHarness, type Harness } from '../support/e2e.ts';
 
 let h: Harness | undefined;
 afterEach(async () => { await h?.stop(); h = undefined; });

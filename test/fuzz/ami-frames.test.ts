@@ -7,7 +7,6 @@
  * the right Bitrix24 requests.
  */
 import { afterEach, expect, test } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,8 +17,8 @@ import { createRecordings } from '../fakes/recordings.ts';
 import { AMI_SECRET, compact, FIXTURES, PBX_MONITOR_DIR } from '../support/e2e.ts';
 import { freePort, metric, waitFor } from '../ops/support.ts';
 import { mutateFrame, rng } from './mutate.ts';
+import { killIfAlive, spawnDaemon } from '../support/cli.ts';
 
-const CLI = join(import.meta.dirname, '../../src/cli.ts');
 const FRAMES = 10_000;
 const CHECK_TRACE = 'inbound-answered';
 let cleanup: Array<() => unknown> = [];
@@ -81,10 +80,8 @@ storage: { path: ${join(dir, 'state.sqlite')} }
 customizations: { dir: ${join(dir, 'customizations')}, watch: false }
 `);
   const out: string[] = [];
-  const daemon: ChildProcess = spawn(process.execPath, [CLI, 'run', '--config', config], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  daemon.stdout!.on('data', (d) => out.push(String(d)));
-  daemon.stderr!.on('data', (d) => out.push(String(d)));
-  cleanup.push(() => { if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL'); });
+  const daemon = spawnDaemon(config, out);
+  cleanup.push(() => killIfAlive(daemon));
   const scrape = async () => (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
   const health = async () => (await fetch(`http://127.0.0.1:${httpPort}/healthz`).catch(() => undefined))?.status;
   await waitFor(async () => (await health()) === 200, 20_000, 'the daemon to be up and logged in');

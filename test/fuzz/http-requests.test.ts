@@ -6,7 +6,6 @@
  * carries a secret.
  */
 import { afterEach, expect, test } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,8 +15,8 @@ import { BitrixEmulator } from '../fakes/bitrix-emulator.ts';
 import { AMI_SECRET } from '../support/e2e.ts';
 import { freePort, waitFor } from '../ops/support.ts';
 import { rng } from './mutate.ts';
+import { killIfAlive, spawnDaemon } from '../support/cli.ts';
 
-const CLI = join(import.meta.dirname, '../../src/cli.ts');
 const REQUESTS = 1500;
 const APP_TOKEN = 'app-token-fuzz-0123456789';
 let cleanup: Array<() => unknown> = [];
@@ -96,10 +95,8 @@ storage: { path: ${join(dir, 'state.sqlite')} }
 customizations: { dir: ${join(dir, 'customizations')}, watch: false }
 `);
   const out: string[] = [];
-  const daemon: ChildProcess = spawn(process.execPath, [CLI, 'run', '--config', config], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  daemon.stdout!.on('data', (d) => out.push(String(d)));
-  daemon.stderr!.on('data', (d) => out.push(String(d)));
-  cleanup.push(() => { if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL'); });
+  const daemon = spawnDaemon(config, out);
+  cleanup.push(() => killIfAlive(daemon));
   const health = async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status;
   await waitFor(async () => (await health()) === 200, 20_000, 'the daemon to be up');
 

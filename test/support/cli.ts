@@ -29,3 +29,20 @@ export function exited(child: ChildProcess): Promise<number | string> {
     else child.once('exit', (code, signal) => resolve(code ?? signal!));
   });
 }
+
+/** `run --config FILE` as systemd would start it; stdout and stderr are collected into `output` when given. */
+export function spawnDaemon(config: string, output?: string[]): ChildProcess {
+  const child = spawn(process.execPath, [CLI, 'run', '--config', config], {
+    env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', output ? 'pipe' : 'ignore', output ? 'pipe' : 'ignore'],
+  });
+  if (output) {
+    child.stdout!.on('data', (d) => output.push(String(d)));
+    child.stderr!.on('data', (d) => output.push(String(d)));
+  }
+  return child;
+}
+
+/** For cleanup: SIGKILL unless it already ended. */
+export function killIfAlive(child: ChildProcess): void {
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
