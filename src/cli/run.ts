@@ -14,7 +14,15 @@ export async function runCommand(configPath: string): Promise<number> {
   const log = createLogger({ level: config.log.level, format: config.log.format });
   process.on('unhandledRejection', (reason) => log.error(`unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`));
   const daemon = new Daemon({ config, log });
-  await daemon.start();
+  try {
+    await daemon.start();
+  } catch (err) {
+    // E.g. the HTTP port is taken: release what did start (hook sandboxes, watchers) so the process exits and
+    // systemd can try again, instead of lingering half-started.
+    log.error(`start failed: ${(err as Error).message}`);
+    await daemon.stop().catch(() => undefined);
+    throw err;
+  }
   const systemd = startSystemd(daemon, { log });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

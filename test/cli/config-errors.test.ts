@@ -42,3 +42,20 @@ for (const [what, make, expected] of cases) {
     }
   });
 }
+
+test('a daemon that cannot start (HTTP port taken) exits 1 with the reason instead of lingering', async () => {
+  const { createServer } = await import('node:net');
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+  const port = (blocker.address() as { port: number }).port;
+  try {
+    const config = file('port-taken.yaml', `ami: { host: 127.0.0.1, port: 1, username: u, secret: s3cret-xyz }\n`
+      + `bitrix24: { webhook_url: "https://example.bitrix24.ru/rest/1/abcdef/", default_user_id: 1 }\n`
+      + `http: { host: 127.0.0.1, port: ${port} }\nstorage: { path: ":memory:" }\ncustomizations: { dir: ./c, watch: false }\n`);
+    const res = await cli(['run', '--config', config]);
+    expect(res.code).toBe(1);
+    expect(res.stderr + res.stdout).toMatch(/EADDRINUSE/);
+  } finally {
+    blocker.close();
+  }
+}, 30_000);
