@@ -120,12 +120,10 @@ export class Daemon {
       merge: mergeCardOps, mergeable: (op) => op.kind === 'show' || op.kind === 'hide',
       // Many calls' requests in flight at once (still one per call): together they fill batches of up to 50.
       concurrency: 50,
+      // Deal stage moves, business processes and activity updates follow the request that triggers them, in its
+      // call's group, queued atomically with its delivery.
+      followUps: (op, result) => this.followUps.after(op, result),
       log,
-    });
-    // Deal stage moves and business processes follow the request that triggers them, in the same call group.
-    this.outbox.on('delivered', (op, result) => {
-      const next = this.followUps.after(op, result);
-      if (next.length > 0) this.outbox.enqueue(next);
     });
     for (const ami of config.ami) {
       const client = o.withoutAmi ? undefined : new AmiClient({

@@ -4,8 +4,8 @@
  * - a deal moved to a stage by the outcome of a robot-started callback (robot_webhook.stages);
  * - a business process started on the call's CRM entity at a call event (bizproc[]), with the call's facts as
  *   template parameters.
- * They are queued when the outbox reports the triggering request delivered. (A crash between that report and
- * the queueing loses only the follow-up, never the call record.)
+ * The outbox queues them in the transaction that records the triggering request delivered (its `followUps`
+ * option), so a crash cannot lose them.
  */
 import type { RestCaller } from '../bitrix/telephony.ts';
 import type { Config } from '../config/schema.ts';

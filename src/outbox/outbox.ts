@@ -33,6 +33,11 @@ export interface OutboxOptions {
   merge?: OpMerger;
   /** Which ops may absorb followers at all (a cheap test that spares the others a query). Default: all. */
   mergeable?: (op: StoredOp) => boolean;
+  /**
+   * Ops that a delivered op triggers (queued after it in any group). Queued in the same transaction that marks
+   * the op done, so a crash can never record the delivery and lose what follows it.
+   */
+  followUps?: (op: StoredOp, result: unknown) => OutboxOp[];
   /** Groups in flight at once. Default 4. */
   concurrency?: number;
   /** Exponential backoff between retries, with jitter. Defaults: 1 s … 5 min. */
@@ -63,6 +68,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private readonly handler: OpHandler;
   private readonly merge: OpMerger | undefined;
   private readonly mergeable: (op: StoredOp) => boolean;
+  private readonly followUps: ((op: StoredOp, result: unknown) => OutboxOp[]) | undefined;
   private readonly concurrency: number;
   private readonly minMs: number;
   private readonly maxMs: number;
@@ -84,6 +90,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.handler = options.handler;
     this.merge = options.merge;
     this.mergeable = options.mergeable ?? (() => true);
+    this.followUps = options.followUps;
     this.concurrency = Math.max(1, options.concurrency ?? 4);
     this.minMs = Math.max(0, options.backoff?.minMs ?? 1000);
     this.maxMs = Math.max(this.minMs, options.backoff?.maxMs ?? 300_000);
@@ -299,7 +306,14 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   }
 
   private delivered(op: StoredOp, result: unknown): void {
-    this.table.markDone(op.id, result, this.now());
+    const now = this.now();
+    const queued = this.store.transaction(() => {
+      this.table.markDone(op.id, result, now);
+      let added = 0;
+      for (const next of this.followUps?.(op, result) ?? []) if (this.table.insert(next, now)) added++;
+      return added;
+    });
+    if (queued > 0) this.kick();
     this.log.debug('delivered', { op: op.kind, group: op.group, idemKey: op.idemKey, attempts: op.attempts });
     this.notify(() => this.emit('delivered', op, result));
   }

@@ -401,4 +401,17 @@ describe('Outbox', () => {
     ]);
     expect(JSON.parse(rows[2]!.result_json)).toEqual({ mergedInto: 'call:show1' });
   });
+
+  test('followUps: ops a delivery triggers are queued with it (same transaction) and run after it in order', async () => {
+    const sent: string[] = [];
+    const { outbox, store } = setup(async (o) => { sent.push(o.kind); return { ok: o.kind }; }, {
+      followUps: (o, result) => (o.kind === 'finish' ? [{ idemKey: `${o.idemKey}:bizproc`, group: o.group, kind: 'bizproc', payload: { after: result } }] : []),
+    });
+    outbox.enqueue([op('call', 'register'), op('call', 'finish'), op('call', 'attachRecord')]);
+    outbox.start();
+    await outbox.idle();
+    expect(sent).toEqual(['register', 'finish', 'attachRecord', 'bizproc']);
+    const row = store.db.prepare(`SELECT payload_json FROM outbox WHERE kind = 'bizproc'`).get() as { payload_json: string };
+    expect(JSON.parse(row.payload_json)).toEqual({ after: { ok: 'finish' } });
+  });
 });
