@@ -319,15 +319,14 @@ export class CrmService {
 
   /**
    * get_updated_entity_fields for each entity created for this call (never for one that existed before it):
-   * the returned fields go to crm.item.update; empty data or no hook: no request. Deals are not offered to the
-   * hook (its entity_data knows lead, contact, company). Returns the entities updated.
+   * the returned fields go to crm.item.update; empty data or no hook: no request. A deal the daemon created is
+   * offered too (entity_type `deal`, an extension of Itgrix's lead/contact/company). Returns the entities updated.
    */
   async updateCreatedEntities(q: { callId: string; call: Omit<UpdatedEntityParams, 'entity_data'> }): Promise<CreatedEntity[]> {
     const updated: CreatedEntity[] = [];
     for (const e of this.#db.createdEntities(q.callId)) {
-      if (e.entityType === 'DEAL') continue;
       const hooked = await this.#o.hooks.run('get_updated_entity_fields', {
-        ...q.call, entity_data: { entity_id: e.entityId, entity_type: e.entityType.toLowerCase() as 'lead', was_created: true },
+        ...q.call, entity_data: { entity_id: e.entityId, entity_type: e.entityType.toLowerCase() as 'lead' | 'contact' | 'company' | 'deal', was_created: true },
       }, { callId: q.callId });
       if (hooked.status !== 'ok' || Object.keys(hooked.data).length === 0) continue;
       await this.#o.client.call(CRM_METHODS.itemUpdate, {

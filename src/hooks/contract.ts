@@ -78,7 +78,8 @@ export interface CallUser {
 /** The CRM entity a registration ended up with. */
 export interface EntityData {
   entity_id: number;
-  entity_type: 'lead' | 'contact' | 'company';
+  /** `deal` only for the deals the daemon creates (crm.create: deal); Itgrix knew lead, contact, company. */
+  entity_type: 'lead' | 'contact' | 'company' | 'deal';
   /** True when the daemon (Bitrix24 auto-creation) created it for this call. */
   was_created: boolean;
 }

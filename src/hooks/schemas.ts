@@ -21,7 +21,7 @@ const conversation = obj({
 }, ['id', 'from', 'to', 'type']);
 
 const entityData = obj({
-  entity_id: loose, entity_type: { enum: ['lead', 'contact', 'company'] }, was_created: bool,
+  entity_id: loose, entity_type: { enum: ['lead', 'contact', 'company', 'deal'] }, was_created: bool,
 }, ['entity_id', 'entity_type']);
 
 const registerFields: Record<string, Schema> = {
