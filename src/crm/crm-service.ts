@@ -151,6 +151,11 @@ export class CrmService {
 
   // ---- registration ----
 
+  /** Drops remembered entities and tasks older than `olderThanMs` (the daemon calls it with its retention). */
+  prune(olderThanMs: number): number {
+    return this.#db.prune(this.#now() - olderThanMs);
+  }
+
   registrationAllowed(q: RegistrationQuery): RegistrationDecision {
     return this.#filter.check(q);
   }

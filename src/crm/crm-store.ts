@@ -57,6 +57,8 @@ export class CrmStore {
     store.guard('creating the CRM tables', () => store.db.exec(SCHEMA));
     const db = store.db;
     this.#s = {
+      pruneEntities: db.prepare<[number]>('DELETE FROM crm_created_entities WHERE created_at < ?'),
+      pruneTasks: db.prepare<[number]>('DELETE FROM crm_missed_tasks WHERE created_at < ?'),
       addEntity: db.prepare<[string, string, number, string, number]>(
         'INSERT OR IGNORE INTO crm_created_entities (call_id, entity_type, entity_id, via, created_at) VALUES (?, ?, ?, ?, ?)'),
       entities: db.prepare<[string], { entity_type: string; entity_id: number; via: string }>(
@@ -69,6 +71,14 @@ export class CrmStore {
          WHERE phone_digits = ? AND closed_at IS NULL AND created_at >= ? ORDER BY created_at`),
       closeTask: db.prepare<[number, number]>('UPDATE crm_missed_tasks SET closed_at = ? WHERE task_id = ?'),
     };
+  }
+
+  /**
+   * Forgets what is older than the cutoff: created entities matter only until their call ends, missed tasks only
+   * within the callback window; both are long past after the retention the daemon uses (days).
+   */
+  prune(cutoff: number): number {
+    return this.#store.guard('pruning the CRM tables', () => this.#s.pruneEntities.run(cutoff).changes + this.#s.pruneTasks.run(cutoff).changes);
   }
 
   rememberEntity(callId: string, e: CreatedEntity): void {

@@ -31,6 +31,7 @@ import { PbxSession } from './pbx-session.ts';
 import { UserDirectory } from './user-directory.ts';
 
 const OUTBOX_RETENTION_MS = 3 * 24 * 3_600_000;
+const CRM_RETENTION_MS = 30 * 24 * 3_600_000;
 
 /** OAuth tokens live in the state database, next to the calls they serve. */
 export class KvTokenStore implements TokenStore {
@@ -178,6 +179,8 @@ export class Daemon {
       try {
         const n = this.outbox.prune(OUTBOX_RETENTION_MS, this.sessions.flatMap((s) => s.activeGroups()));
         if (n > 0) this.log.info(`outbox: pruned ${n} delivered request(s) older than 3 days`);
+        // Created entities and missed-call tasks: well past any callback window after 30 days.
+        this.crm.prune(CRM_RETENTION_MS);
       } catch (err) {
         this.log.error(`outbox prune failed: ${(err as Error).message}`, { code: 'E_STORE' });
       }
