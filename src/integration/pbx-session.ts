@@ -22,6 +22,9 @@ import type { Store } from '../store/db.ts';
 import { callFacts } from './call-facts.ts';
 import { opKey, type IntentOp } from './dispatcher.ts';
 
+/** Variables worth reading from calls joined mid-way: the recording (MixMonitor's own, or a dialplan's) and the DID. */
+const RECOVERED_VARIABLES = ['FROM_DID', 'RECORDING_FILE', 'MIXMONITOR_FILENAME'];
+
 interface PersistedCall {
   call: Call;
   /** Intents queued so far for this call (numbers the outbox idempotency keys). */
@@ -56,6 +59,8 @@ export class PbxSession {
   /** The CoreShowChannels being answered: its ActionID and the channels we knew when it was sent. */
   #reconciling: { actionId: string; knownBefore: string[] } | undefined;
   #reconcileTimer: NodeJS.Timeout | undefined;
+  /** The `Status` being answered for calls joined mid-way. */
+  #statusActionId: string | undefined;
   #stopped = false;
 
   constructor(o: PbxSessionOptions) {
@@ -124,15 +129,54 @@ export class PbxSession {
     }
   }
 
+  /**
+   * Calls joined mid-way missed their MixMonitorStart and DID variables: `Status` with `Variables` lists them per
+   * channel, so the recording can still be attached when the call ends. Like the snapshot, the answer is applied
+   * where it stands in the event stream (see #onAmi).
+   */
+  async #recoverVariables(): Promise<void> {
+    if (!this.#ami) return;
+    try {
+      await this.#ami.action('Status', { Variables: RECOVERED_VARIABLES.join(',') }, {
+        onActionId: (actionId) => { this.#statusActionId = actionId; },
+      });
+    } catch (err) {
+      this.#log.warn(`could not read the variables of calls joined mid-way: ${(err as Error).message}`);
+    } finally {
+      this.#statusActionId = undefined;
+    }
+  }
+
+  /** One channel of the Status answer → the recording / DID facts it carries. */
+  #feedStatusVariables(item: AmiMessage): void {
+    const f = item.fields;
+    if (!f['Uniqueid'] || !f['Linkedid'] || !f['Channel']) return;
+    const channel = { channelId: f['Uniqueid'], linkedId: f['Linkedid'], name: f['Channel'] };
+    for (const line of item.lists['Variable'] ?? []) {
+      const eq = line.indexOf('=');
+      const value = line.slice(eq + 1);
+      if (eq <= 0 || !value || value === '(null)') continue;
+      this.feed({ type: 'varSet', at: item.receivedAt, channel, name: line.slice(0, eq) === 'FROM_DID' ? 'did' : 'recording', value });
+    }
+    this.#scheduleFlush();
+  }
+
   #onAmi(msg: AmiMessage): void {
+    if (this.#statusActionId && msg.name === 'Status' && msg.fields['ActionID'] === this.#statusActionId) {
+      this.#feedStatusVariables(msg);
+      return;
+    }
     const r = this.#reconciling;
     if (r && msg.fields['ActionID'] === r.actionId) {
       if (msg.name === 'CoreShowChannel') this.#listItems.push(msg);
       if (msg.name === 'CoreShowChannelsComplete') {
         this.#reconciling = undefined;
-        this.feed({ ...snapshotFromCoreShowChannels(this.#listItems, Date.now()), knownBefore: r.knownBefore });
+        const snapshot = snapshotFromCoreShowChannels(this.#listItems, Date.now());
+        this.feed({ ...snapshot, knownBefore: r.knownBefore });
         this.#listItems = [];
         this.#scheduleFlush();
+        const known = new Set(r.knownBefore);
+        if (snapshot.channels.some((c) => !known.has(c.channelId))) void this.#recoverVariables();
       }
       return;
     }

@@ -57,8 +57,9 @@ const EXPECTED: Record<string, string[]> = {
   'actions-during-call': [IN('+79163334455', '74951234567'), 'show #1 users=2', 'finish #1 user=2 status=200 duration=15', 'attachRecord #1 1795326402.347.wav'],
   // the call ends before Asterisk restarts; the daemon reconnects to the restarted PBX
   'asterisk-restart': [IN('+79261239876', '74951234567'), 'show #1 users=2', 'finish #1 user=2 status=200 duration=4', 'attachRecord #1 1795326622.0.wav'],
-  // joined 4 s after the answer through CoreShowChannels: talk time counts from then; the recording was announced before we came
-  'mid-call-connect': [IN('+79165556677', '74951234569', 3), 'show #1 users=3', 'finish #1 user=3 status=200 duration=10'],
+  // joined 4 s after the answer through CoreShowChannels: talk time counts from then; the recording, announced
+  // before we came, is read back with Status + Variables
+  'mid-call-connect': [IN('+79165556677', '74951234569', 3), 'show #1 users=3', 'finish #1 user=3 status=200 duration=10', 'attachRecord #1 1795326466.357.wav'],
 };
 
 let h: Harness | undefined;

@@ -85,8 +85,15 @@ interface OutStep {
   kind: 'out';
   t: number;
   action: string;
+  /** Action name (lower case) plus its recorded `Variables:`: Status and Status with Variables are different steps. */
+  match: string;
   scope: string;
   actionId: string;
+}
+
+/** What a client's action must match to claim a scripted step. */
+function matchKey(action: string, variables: string | undefined): string {
+  return `${action.toLowerCase()}|${variables ?? ''}`;
 }
 
 type Step = InStep | OutStep;
@@ -140,7 +147,7 @@ function buildSessions(traces: Trace[], copies: number, gapMs: number): Session[
           const t = line.t + shift;
           if (line.dir === 'out') {
             const action = frameField(raw, 'Action') ?? '';
-            steps.push({ kind: 'out', t, action, scope, actionId: frameField(raw, 'ActionID') ?? '' });
+            steps.push({ kind: 'out', t, action, match: matchKey(action, frameField(raw, 'Variables')), scope, actionId: frameField(raw, 'ActionID') ?? '' });
           } else {
             // Login-time events of an extra trace or copy: no Login happened for them on this connection.
             if ((continues || copy > 0) && isLoginEvent(raw)) continue;
@@ -224,14 +231,14 @@ class Replay {
   }
 
   /** Remaining scripted steps of the current session named `action` that no held action is reserved for. */
-  unclaimedSteps(action: string): number {
+  unclaimedSteps(match: string): number {
     const steps = this.session?.steps ?? [];
     let count = 0;
     for (let i = this.stepIndex; i < steps.length; i++) {
       const step = steps[i];
-      if (step?.kind === 'out' && step.action.toLowerCase() === action) count++;
+      if (step?.kind === 'out' && step.match === match) count++;
     }
-    return count - (this.early.get(action)?.length ?? 0);
+    return count - (this.early.get(match)?.length ?? 0);
   }
 }
 
@@ -399,7 +406,7 @@ export class AmiSimulator {
       client.socket.end();
       return;
     }
-    if (this.offerToReplay(client, lower, actionId)) return;
+    if (this.offerToReplay(client, lower, matchKey(lower, fields['Variables']), actionId)) return;
     switch (lower) {
       case 'ping':
         this.write(client, `Response: Success\r\n${idLine}Ping: Pong\r\nTimestamp: ${epochSeconds(Date.now())}\r\n\r\n`);
@@ -416,11 +423,11 @@ export class AmiSimulator {
   }
 
   /** True when the action belongs to the script: consumed now, or held until the replay reaches it. */
-  private offerToReplay(client: Client, action: string, actionId: string): boolean {
+  private offerToReplay(client: Client, action: string, match: string, actionId: string): boolean {
     const replay = this.replay;
     if (!replay || replay.finished || !replay.running) return false;
     const step = replay.session?.steps[replay.stepIndex];
-    if (replay.waitTimer && step?.kind === 'out' && step.action.toLowerCase() === action) {
+    if (replay.waitTimer && step?.kind === 'out' && step.match === match) {
       clearTimeout(replay.waitTimer);
       replay.waitTimer = undefined;
       this.consumeStep(replay, step, client, actionId);
@@ -428,9 +435,9 @@ export class AmiSimulator {
       return true;
     }
     // Keepalive Pings are never held: a held Ping would look like a dead link.
-    if (action === 'ping' || replay.unclaimedSteps(action) <= 0) return false;
-    let held = replay.early.get(action);
-    if (!held) replay.early.set(action, (held = []));
+    if (action === 'ping' || replay.unclaimedSteps(match) <= 0) return false;
+    let held = replay.early.get(match);
+    if (!held) replay.early.set(match, (held = []));
     held.push({ client, actionId });
     return true;
   }
@@ -472,7 +479,7 @@ export class AmiSimulator {
       const step = session.steps[replay.stepIndex];
       if (!step) break;
       if (step.kind === 'out') {
-        const held = replay.early.get(step.action.toLowerCase())?.shift();
+        const held = replay.early.get(step.match)?.shift();
         if (held) {
           this.consumeStep(replay, step, held.client, held.actionId);
           continue;
