@@ -4,7 +4,7 @@
  * stops here, which keeps the state machine's share of the event budget small.
  */
 import type { AmiMessage } from './message.ts';
-import type { CallEvent, ChannelRef, ChannelStateName, SnapshotEvent } from '../calls/events.ts';
+import type { CallEvent, ChannelRef, ChannelStateName, SnapshotEvent, VarSetEvent } from '../calls/events.ts';
 
 /** Event time: Asterisk's own `Timestamp:` (manager.conf timestampevents=yes) when present, else arrival time. */
 export function eventTime(msg: AmiMessage): number {
@@ -44,6 +44,35 @@ const DID_VARS = new Set(['FROM_DID', '__FROM_DID', '_FROM_DID']);
 /** Set (inherited) by the daemon's click-to-call Originate: ties every channel of the call to the Bitrix24 CALL_ID. */
 export const CLICK_TO_CALL_VAR = 'B24_CALL_ID';
 const CLICK_TO_CALL_VARS = new Set([CLICK_TO_CALL_VAR, `_${CLICK_TO_CALL_VAR}`, `__${CLICK_TO_CALL_VAR}`]);
+
+function variableFact(variable: string): VarSetEvent['name'] | undefined {
+  return RECORDING_VARS.has(variable) ? 'recording' : DID_VARS.has(variable) ? 'did'
+    : CLICK_TO_CALL_VARS.has(variable) ? 'bitrixCallId' : undefined;
+}
+
+/**
+ * What `Status` is asked for on calls joined mid-way (after a reconnect or a restart): they missed their
+ * MixMonitorStart, DID and click-to-call VarSets. RECORDING_FILE is a dialplan's own name for the file
+ * (FreePBX's sub-record): live, MixMonitor's own variable follows it; mid-way it is all there is.
+ */
+export const STATUS_VARIABLES = ['FROM_DID', 'RECORDING_FILE', 'MIXMONITOR_FILENAME', CLICK_TO_CALL_VAR];
+
+/** One channel of a `Status` answer (asked with STATUS_VARIABLES) → the call facts its variables carry. */
+export function varSetsFromStatus(item: AmiMessage): VarSetEvent[] {
+  const f = item.fields;
+  const channel = channelRef(f);
+  if (!channel) return [];
+  const out: VarSetEvent[] = [];
+  for (const line of item.lists['Variable'] ?? []) {
+    const eq = line.indexOf('=');
+    const value = line.slice(eq + 1);
+    if (eq <= 0 || !value || value === '(null)') continue;
+    const variable = line.slice(0, eq);
+    const name = variable === 'RECORDING_FILE' ? 'recording' : variableFact(variable);
+    if (name) out.push({ type: 'varSet', at: eventTime(item), channel, name, value });
+  }
+  return out;
+}
 
 /** Channel events that only matter for noticing a Linkedid change. */
 const SEEN_EVENTS = new Set(['NewConnectedLine', 'NewCallerid', 'Hold', 'Unhold', 'HangupRequest', 'SoftHangupRequest', 'MixMonitorStart']);
@@ -85,9 +114,7 @@ export function toCallEvent(msg: AmiMessage): CallEvent | undefined {
       return channel && { type: 'hangup', at: eventTime(msg), channel, ...(cause !== undefined ? { cause } : {}) };
     }
     case 'VarSet': {
-      const variable = f['Variable'] ?? '';
-      const name = RECORDING_VARS.has(variable) ? 'recording' : DID_VARS.has(variable) ? 'did'
-        : CLICK_TO_CALL_VARS.has(variable) ? 'bitrixCallId' : undefined;
+      const name = variableFact(f['Variable'] ?? '');
       const channel = name && channelRef(f);
       return channel && name ? { type: 'varSet', at: eventTime(msg), channel, name, value: f['Value'] ?? '' } : undefined;
     }

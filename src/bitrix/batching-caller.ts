@@ -7,6 +7,10 @@
  * Requests in flight are capped (2 by default): while they are out, new calls queue up, and the next request
  * takes everything queued — so a backlog turns into full batches by itself, and an idle daemon adds no delay.
  *
+ * A method Bitrix24 blocked (OPERATION_TIME_LIMIT) is never batched — a batch would carry it past the block —
+ * and its calls wait in the limiter outside the in-flight cap, so they cannot hold up everything else.
+ * A batch may take longer than one request: its timeout grows with its size, up to Bitrix24's own 60 s.
+ *
  * Per-call ordering is the outbox's business (one request per call in flight), so commands of one batch never
  * depend on each other and `halt` is off: each command succeeds or fails on its own, and each caller gets its own
  * result or classified error (`result_error`), exactly as if it had called alone.
@@ -16,6 +20,8 @@ import { MAX_BATCH_COMMANDS } from './client.ts';
 import type { RestCaller } from './telephony.ts';
 
 const LARGE_PARAMS_CHARS = 16 * 1024;
+/** Bitrix24 stops any request after 60 s: no batch waits longer. */
+const MAX_BATCH_TIMEOUT_MS = 60_000;
 
 interface Queued {
   method: string;
@@ -43,6 +49,7 @@ export class BatchingCaller implements RestCaller {
   call<T = unknown>(method: string, params: object = {}): Promise<BitrixResponse<T>> {
     // A recording's bytes (attachRecord FILE_CONTENT) would make a huge batch query string: sent on its own.
     if (JSON.stringify(params).length > LARGE_PARAMS_CHARS) return this.#client.call<T>(method, params);
+    if (this.#client.isPaused(method)) return this.#client.call<T>(method, params);
     return new Promise<BitrixResponse<unknown>>((resolve, reject) => {
       this.#queue.push({ method, params, resolve, reject });
       if (this.#inFlight >= this.#maxInFlight) return; // sent when a request comes back
@@ -62,7 +69,15 @@ export class BatchingCaller implements RestCaller {
   #flush(): void {
     this.#scheduled = false;
     while (this.#queue.length > 0 && this.#inFlight < this.#maxInFlight) {
+      // Calls of a method blocked since they were queued leave the queue to wait on their own.
+      const ready: Queued[] = [];
+      for (const q of this.#queue) {
+        if (this.#client.isPaused(q.method)) void this.#sendOne(q);
+        else ready.push(q);
+      }
+      this.#queue = ready;
       const chunk = this.#queue.splice(0, this.#max);
+      if (chunk.length === 0) break;
       this.stats.requests++;
       this.stats.commands += chunk.length;
       this.#inFlight++;
@@ -87,7 +102,8 @@ export class BatchingCaller implements RestCaller {
     const commands = Object.fromEntries(chunk.map((q, i) => [`c${i}`, { method: q.method, params: q.params }]));
     let res;
     try {
-      res = await this.#client.batch(commands, { halt: false });
+      const timeoutMs = Math.min(MAX_BATCH_TIMEOUT_MS, this.#client.timeoutMs * (1 + chunk.length / 25));
+      res = await this.#client.batch(commands, { halt: false, timeoutMs });
     } catch (err) {
       // The batch itself failed (network, limits, auth): every command failed the same way.
       for (const q of chunk) q.reject(err);

@@ -124,6 +124,16 @@ export class BitrixClient {
     }
   }
 
+  /** The per-request timeout (ms) when a call does not give its own. */
+  get timeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
+  /** True while `method` is held back after OPERATION_TIME_LIMIT (its calls wait in the limiter). */
+  isPaused(method: string): boolean {
+    return this.#limiter.isPaused(method);
+  }
+
   /** Up to 50 commands in one request (one slot of the rate limit). Per-command errors do not throw. */
   async batch(commands: Record<string, BatchCommand>, opts: { halt?: boolean; timeoutMs?: number } = {}): Promise<BatchResponse> {
     const keys = Object.keys(commands);

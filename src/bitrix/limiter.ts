@@ -113,6 +113,11 @@ export class LeakyBucket {
     this.#pump();
   }
 
+  /** True while `method` is held back by pauseMethod(). */
+  isPaused(method: string): boolean {
+    return this.#pausedUntil(method) > this.#now();
+  }
+
   /** Requests currently waiting. */
   get pending(): number {
     return this.#queue.length;

@@ -3,6 +3,8 @@
  * PascalCase events to these; nothing here knows AMI wire names. Times are epoch milliseconds taken from the
  * event's own Timestamp when Asterisk sends it, so durations never depend on how fast events were processed.
  */
+import type { CrmEntityRef } from './intents.ts';
+
 export type ChannelStateName = 'down' | 'reserved' | 'offhook' | 'dialing' | 'ring' | 'ringing' | 'up' | 'busy' | 'unknown';
 
 export type DialStatus = 'ANSWER' | 'BUSY' | 'NOANSWER' | 'CANCEL' | 'CONGESTION' | 'CHANUNAVAIL' | 'DONTCALL' | 'TORTURE' | 'INVALIDARGS' | 'RINGING' | 'PROCEEDING' | 'PROGRESS' | string;
@@ -79,6 +81,26 @@ export interface ClickToCallEvent extends Base {
   number: string;
 }
 
+/**
+ * The daemon is about to send a click-to-call Originate (committed before it is written): until a channel
+ * carrying the CALL_ID, an OriginateResponse or a failure claims it, the click is pending. If nothing claims it
+ * by `deadline` (the answer was lost with the AMI connection, the daemon restarted), a tick finishes it as failed.
+ */
+export interface ClickToCallStartedEvent extends Base {
+  type: 'clickToCallStarted';
+  bitrixCallId: string;
+  bitrixUserId: number;
+  number: string;
+  extension: string;
+  /** Epoch ms. */
+  deadline: number;
+  /** The CRM entity Bitrix24 bound its call to, when the click said. */
+  crmEntity?: CrmEntityRef;
+}
+
+/** The passing of time, fed by the session while clicks are pending (the machine itself has no clock). */
+export interface TickEvent extends Base { type: 'tick' }
+
 /** The click-to-call Originate failed before any call existed (agent never answered, busy, no such user, ...). */
 export interface ClickToCallFailedEvent extends Base {
   type: 'clickToCallFailed';
@@ -88,6 +110,7 @@ export interface ClickToCallFailedEvent extends Base {
   number: string;
   reason: 'noanswer' | 'busy' | 'unavailable' | 'nouser' | 'failed';
   detail?: string;
+  crmEntity?: CrmEntityRef;
 }
 
 export interface TransferEvent extends Base {
@@ -117,4 +140,5 @@ export interface SnapshotEvent extends Base {
 
 export type CallEvent =
   | ChannelNewEvent | ChannelStateEvent | ChannelSeenEvent | DialBeginEvent | DialEndEvent | BridgeEvent
-  | HangupEvent | VarSetEvent | TransferEvent | SnapshotEvent | ClickToCallEvent | ClickToCallFailedEvent;
+  | HangupEvent | VarSetEvent | TransferEvent | SnapshotEvent | ClickToCallEvent | ClickToCallFailedEvent
+  | ClickToCallStartedEvent | TickEvent;

@@ -43,6 +43,14 @@ export interface RegisterIntent extends IntentBase {
   existingCallId?: string;
   /** Click-to-call: the Bitrix24 user who clicked (used when the extension has no user mapping). */
   bitrixUserId?: number;
+  /** Click-to-call: the CRM entity Bitrix24 bound its call to (business processes run on it). */
+  crmEntity?: CrmEntityRef;
+}
+
+/** A CRM entity as Bitrix24 names it: LEAD / CONTACT / COMPANY / DEAL and its id. */
+export interface CrmEntityRef {
+  type: string;
+  id: number;
 }
 
 export interface ShowIntent extends IntentBase {

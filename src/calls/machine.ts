@@ -101,11 +101,17 @@ class Step {
         if (!hit) return;
         if (e.name === 'recording' && e.value && !hit.call.recordings.includes(e.value)) hit.call.recordings.push(e.value);
         if (e.name === 'did' && e.value && hit.call.direction === 'incoming' && (!hit.call.did || hit.call.did === 's')) hit.call.did = e.value;
-        if (e.name === 'bitrixCallId' && e.value) hit.call.clickToCall ??= { bitrixCallId: e.value };
+        if (e.name === 'bitrixCallId' && e.value) this.#claimClick(hit.call, e.value);
         return;
       }
       case 'clickToCall': return this.#onClickToCall(e);
       case 'clickToCallFailed': return this.#onClickToCallFailed(e);
+      case 'clickToCallStarted': {
+        const { bitrixUserId, number, extension, deadline, crmEntity } = e;
+        this.#w.clickPending[e.bitrixCallId] = { bitrixUserId, number, extension, deadline, ...(crmEntity ? { crmEntity } : {}) };
+        return;
+      }
+      case 'tick': return this.#expireClicks(e.at);
       case 'dialBegin': return this.#onDialBegin(e);
       case 'dialEnd': return this.#onDialEnd(e);
       case 'bridgeEnter':
@@ -613,10 +619,16 @@ class Step {
   /** The Originate's first channel is known (OriginateResponse): its call is Bitrix24's click-to-call. */
   #onClickToCall(e: ClickToCallEvent): void {
     this.#pruneClickToCall(e.at);
+    // Already finished (given up on when its answer was lost): the call is followed as an ordinary one.
+    if (this.#w.clickToCallDone[e.bitrixCallId] !== undefined) return;
     const call = e.channelId ? this.#callOf(e.channelId) : undefined;
+    // A channel we have not seen stays pending: its B24_CALL_ID (Status after a reconnect) or the deadline ends it.
     if (!call || call.endedAt !== undefined) return;
+    const crmEntity = this.#w.clickPending[e.bitrixCallId]?.crmEntity ?? call.clickToCall?.crmEntity;
+    delete this.#w.clickPending[e.bitrixCallId];
     call.clickToCall = {
       bitrixCallId: e.bitrixCallId, bitrixUserId: e.bitrixUserId, number: e.number, ...(e.extension ? { extension: e.extension } : {}),
+      ...(crmEntity ? { crmEntity } : {}),
     };
     this.touched.add(call.key);
   }
@@ -627,6 +639,8 @@ class Step {
    */
   #onClickToCallFailed(e: ClickToCallFailedEvent): void {
     this.#pruneClickToCall(e.at);
+    const crmEntity = e.crmEntity ?? this.#w.clickPending[e.bitrixCallId]?.crmEntity;
+    delete this.#w.clickPending[e.bitrixCallId];
     if (this.#w.clickToCallDone[e.bitrixCallId] !== undefined) return;
     if (Object.values(this.#w.calls).some((c) => c.clickToCall?.bitrixCallId === e.bitrixCallId)) return;
     const status: FinishStatus = e.reason === 'busy' ? '486' : e.reason === 'noanswer' ? '603-S' : e.reason === 'unavailable' ? '480' : 'OTHER';
@@ -637,19 +651,51 @@ class Step {
       key: callKey, linkedIds: [], direction: 'outgoing', startedAt: e.at, endedAt: e.at, externalNumber: e.number, withheld: false,
       channels: {}, conversations: {}, recordings: [], transfers: [],
       registrations: [{ id: 'r0', reason: 'call', conversations: [], shown: [], finished: true, existingCallId: e.bitrixCallId, ...(e.extension ? { extension: e.extension } : {}) }],
-      clickToCall: { bitrixCallId: e.bitrixCallId, bitrixUserId: e.bitrixUserId, number: e.number, ...(e.extension ? { extension: e.extension } : {}) },
+      clickToCall: {
+        bitrixCallId: e.bitrixCallId, bitrixUserId: e.bitrixUserId, number: e.number, ...(e.extension ? { extension: e.extension } : {}),
+        ...(crmEntity ? { crmEntity } : {}),
+      },
     };
     this.endedCalls.set(callKey, call);
     this.ended.push(callKey);
     this.touched.add(callKey);
     this.intents.push({
       kind: 'register', ...base, direction: 'outgoing', externalNumber: e.number, withheld: false, startedAt: e.at, reason: 'call',
-      existingCallId: e.bitrixCallId,
+      existingCallId: e.bitrixCallId, ...(crmEntity ? { crmEntity } : {}),
     });
     this.intents.push({
       kind: 'finish', ...base, durationSec: 0, status, answered: false, endedAt: e.at, outcome: 'neutral', ...(e.detail ? { failedReason: e.detail } : {}),
     });
     this.#w.clickToCallDone[e.bitrixCallId] = e.at;
+  }
+
+  /**
+   * A channel carries B24_CALL_ID (inherited from the click's Originate, read live or from Status after a
+   * reconnect): the call is that click's, with what the click said, even if the OriginateResponse was lost.
+   * A CALL_ID already finished is not taken again: Bitrix24 would refuse a second finish.
+   */
+  #claimClick(call: Call, bitrixCallId: string): void {
+    if (call.clickToCall || this.#w.clickToCallDone[bitrixCallId] !== undefined) return;
+    const pending = this.#w.clickPending[bitrixCallId];
+    delete this.#w.clickPending[bitrixCallId];
+    call.clickToCall = pending
+      ? {
+        bitrixCallId, bitrixUserId: pending.bitrixUserId, number: pending.number, extension: pending.extension,
+        ...(pending.crmEntity ? { crmEntity: pending.crmEntity } : {}),
+      }
+      : { bitrixCallId };
+    this.touched.add(call.key);
+  }
+
+  /** Clicks nothing claimed by their deadline: Asterisk's answer was lost, so Bitrix24's call ends as failed. */
+  #expireClicks(at: number): void {
+    for (const [bitrixCallId, p] of Object.entries(this.#w.clickPending)) {
+      if (p.deadline > at) continue;
+      this.#onClickToCallFailed({
+        type: 'clickToCallFailed', at, bitrixCallId, bitrixUserId: p.bitrixUserId, number: p.number, extension: p.extension,
+        ...(p.crmEntity ? { crmEntity: p.crmEntity } : {}), reason: 'failed', detail: 'Asterisk never reported how the Originate went (AMI connection lost or daemon restarted)',
+      });
+    }
   }
 
   /** Forgets finished click-to-call ids after 6 hours of PBX time (a late duplicate is long impossible by then). */
@@ -686,6 +732,7 @@ class Step {
     if (c2c) {
       intent.existingCallId = c2c.bitrixCallId;
       if (c2c.bitrixUserId !== undefined) intent.bitrixUserId = c2c.bitrixUserId;
+      if (c2c.crmEntity) intent.crmEntity = c2c.crmEntity;
     }
     this.intents.push(intent);
     return reg;

@@ -3,7 +3,7 @@
  * camelCase, keyed by Asterisk identifiers (channel uniqueid, Linkedid, bridge id).
  */
 import type { ChannelKind } from './channels.ts';
-import type { Direction, RegisterIntent } from './intents.ts';
+import type { CrmEntityRef, Direction, RegisterIntent } from './intents.ts';
 
 export interface Channel {
   id: string;
@@ -87,7 +87,16 @@ export interface Call {
   /** Time of the latest event about this call (what a call that vanished while we were away is ended at). */
   lastEventAt?: number;
   /** Click-to-call: started by Bitrix24 with this CALL_ID, for this user and number. */
-  clickToCall?: { bitrixCallId: string; bitrixUserId?: number; extension?: string; number?: string };
+  clickToCall?: { bitrixCallId: string; bitrixUserId?: number; extension?: string; number?: string; crmEntity?: CrmEntityRef };
+}
+
+export interface PendingClick {
+  bitrixUserId: number;
+  number: string;
+  extension: string;
+  /** Epoch ms after which an unclaimed click is finished as failed. */
+  deadline: number;
+  crmEntity?: CrmEntityRef;
 }
 
 export interface World {
@@ -101,6 +110,11 @@ export interface World {
   /** Click-to-call CALL_IDs already finished → when (so a late OriginateResponse cannot finish one twice). */
   clickToCallDone: Record<string, number>;
   /**
+   * Click-to-call Originates sent and not yet claimed by a call or a failure, by CALL_ID. Persisted, so a
+   * restart between the click and Asterisk's answer still ends Bitrix24's call one way or the other.
+   */
+  clickPending: Record<string, PendingClick>;
+  /**
    * Channels that hung up in the last minutes → when: a reconnect snapshot taken a moment before their Hangup
    * was read must not bring them (and their ended call) back.
    */
@@ -110,5 +124,5 @@ export interface World {
 }
 
 export function emptyWorld(): World {
-  return { calls: {}, channelCall: {}, linkedCall: {}, bridges: {}, clickToCallDone: {}, recentHangups: {} };
+  return { calls: {}, channelCall: {}, linkedCall: {}, bridges: {}, clickToCallDone: {}, clickPending: {}, recentHangups: {} };
 }

@@ -12,6 +12,7 @@ import type http from 'node:http';
 import { fromPhpQuery, type PhpObject, type PhpValue } from '../bitrix/php-query.ts';
 import type { RestCaller } from '../bitrix/telephony.ts';
 import { TELEPHONY_METHODS, parseRegisterResult, registerCallWire } from '../bitrix/telephony.ts';
+import type { CrmEntityRef } from '../calls/intents.ts';
 import type { Logger } from '../log/logger.ts';
 import type { ClickToCall } from './click-to-call.ts';
 import { readBody, reply, type HttpServer } from './http-server.ts';
@@ -28,7 +29,11 @@ export interface BitrixEventsOptions {
   log: Logger;
 }
 
-export type EventOutcome = { status: number; body: Record<string, unknown> };
+/**
+ * `done` resolves once the event's effect is committed: true, or false when it failed in a way worth another
+ * delivery (an offline event is cleared from Bitrix24's queue only after true).
+ */
+export type EventOutcome = { status: number; body: Record<string, unknown>; done?: Promise<boolean> };
 
 const str = (v: PhpValue | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
@@ -83,15 +88,19 @@ export class BitrixEvents {
         return { status: 400, body: { error: 'data[CALL_ID], data[USER_ID] and data[PHONE_NUMBER] are required' } };
       }
       if (!this.#o.clickToCall) return { status: 503, body: { error: 'no PBX connection for click-to-call' } };
-      void this.#o.clickToCall.start({ bitrixCallId: callId, bitrixUserId: userId, phone: str(data?.PHONE_NUMBER) ?? phone })
-        .catch((err: Error) => this.#log.error(`click-to-call ${callId}: ${err.message}`));
-      return { status: 200, body: { ok: true } };
+      const crmEntity = crmEntityOf(data);
+      const done = this.#o.clickToCall.start({
+        bitrixCallId: callId, bitrixUserId: userId, phone: str(data?.PHONE_NUMBER) ?? phone, ...(crmEntity ? { crmEntity } : {}),
+      })
+        .then(() => true, (err: Error) => { this.#log.error(`click-to-call ${callId}: ${err.message}`); return false; });
+      return { status: 200, body: { ok: true }, done };
     }
     if (name === 'ONEXTERNALCALLBACKSTART') {
       const phone = str(data?.PHONE_NUMBER);
       if (!phone) return { status: 400, body: { error: 'data[PHONE_NUMBER] is required' } };
-      void this.#callback(phone, data ?? {}).catch((err: Error) => this.#log.error(`callback to ${phone}: ${err.message}`));
-      return { status: 200, body: { ok: true } };
+      const done = this.#callback(phone, data ?? {})
+        .then(() => true, (err: Error) => { this.#log.error(`callback to ${phone}: ${err.message}`); return false; });
+      return { status: 200, body: { ok: true }, done };
     }
     this.#log.info(`Bitrix24 event ${name || '(none)'} ignored: not one the daemon handles`);
     return { status: 200, body: { ignored: true } };
@@ -110,8 +119,16 @@ export class BitrixEvents {
     }));
     const { callId } = parseRegisterResult(res.result);
     this.#log.info(`callback request for ${phone} registered as ${callId}`);
-    await this.#o.clickToCall.start({ bitrixCallId: callId, bitrixUserId: this.#o.defaultUserId, phone });
+    const crmEntity = crmEntityOf(data);
+    await this.#o.clickToCall.start({ bitrixCallId: callId, bitrixUserId: this.#o.defaultUserId, phone, ...(crmEntity ? { crmEntity } : {}) });
   }
+}
+
+/** CRM_ENTITY_TYPE / CRM_ENTITY_ID of an event, when both are there and sane. */
+function crmEntityOf(data: PhpObject | undefined): CrmEntityRef | undefined {
+  const type = str(data?.CRM_ENTITY_TYPE)?.toUpperCase();
+  const id = Number(str(data?.CRM_ENTITY_ID));
+  return type && /^[A-Z_]{1,20}$/.test(type) && Number.isInteger(id) && id > 0 ? { type, id } : undefined;
 }
 
 function asObject(v: unknown): PhpObject {

@@ -8,12 +8,20 @@
  * A second click on the same CALL_ID while the first is in progress is ignored (Bitrix24 delivers events at
  * least once, and users double-click). An agent without an internal number gets a finished, failed call and a
  * log line naming the user.
+ *
+ * Asterisk's answer can be lost (the AMI connection drops, the action times out, the daemon restarts) while the
+ * phones ring anyway. So the click is committed as pending before Originate is written; a refused Originate
+ * fails it at once, but a lost answer does not: the call is claimed by the first channel that carries its
+ * B24_CALL_ID (live, or read with Status after the reconnect), and only a click nothing claimed within the ring
+ * timeout plus three action timeouts is finished as failed.
  */
 import type { AmiClient } from '../ami/client.ts';
 import type { AmiMessage } from '../ami/message.ts';
 import { CLICK_TO_CALL_VAR } from '../ami/to-call-event.ts';
 import type { ClickToCallFailedEvent } from '../calls/events.ts';
+import type { CrmEntityRef } from '../calls/intents.ts';
 import type { Config } from '../config/schema.ts';
+import type { DaemonError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import type { HookRunnerLike } from './dispatcher.ts';
 import type { PbxSession } from './pbx-session.ts';
@@ -22,6 +30,8 @@ export interface ClickToCallRequest {
   bitrixCallId: string;
   bitrixUserId: number;
   phone: string;
+  /** The CRM entity Bitrix24 bound its call to (event CRM_ENTITY_TYPE / CRM_ENTITY_ID): business processes run on it. */
+  crmEntity?: CrmEntityRef;
 }
 
 export type ClickToCallResult =
@@ -37,6 +47,8 @@ interface Pending {
   req: ClickToCallRequest;
   extension: string;
   number: string;
+  /** Past this (epoch ms) an OriginateResponse is no longer awaited here (the machine's own deadline rules). */
+  until: number;
 }
 
 /** OriginateResponse Reason (Asterisk's AST_CONTROL_* of the first leg) → why it failed. */
@@ -50,12 +62,15 @@ export class ClickToCall {
   readonly #users: ExtensionLookup;
   readonly #hooks: HookRunnerLike;
   readonly #config: Config['clickToCall'];
+  /** How long after the ring timeout a lost answer is waited for (a channel with the CALL_ID may still show up). */
+  readonly #graceMs: number;
   readonly #log: Logger;
   readonly #pending = new Map<string, Pending>();
   readonly #seen = new Map<string, number>();
 
 
-  constructor(o: { session: PbxSession; ami: AmiClient; users: ExtensionLookup; hooks: HookRunnerLike; config: Config['clickToCall']; log: Logger }) {
+  constructor(o: { session: PbxSession; ami: AmiClient; users: ExtensionLookup; hooks: HookRunnerLike; config: Config['clickToCall']; actionTimeoutMs: number; log: Logger }) {
+    this.#graceMs = 3 * o.actionTimeoutMs;
     this.#session = o.session;
     this.#ami = o.ami;
     this.#users = o.users;
@@ -68,14 +83,20 @@ export class ClickToCall {
   async start(req: ClickToCallRequest): Promise<ClickToCallResult> {
     const now = Date.now();
     for (const [id, at] of this.#seen) if (now - at > DUPLICATE_WINDOW_MS + this.#config.ringTimeoutMs) this.#seen.delete(id);
-    if (this.#seen.has(req.bitrixCallId)) {
+    for (const [id, p] of this.#pending) if (p.until < now) this.#pending.delete(id);
+    if (this.#seen.has(req.bitrixCallId) || this.#session.knowsClick(req.bitrixCallId)) {
       this.#log.info(`click-to-call ${req.bitrixCallId} is already in progress: repeated event ignored`);
       return { status: 'duplicate' };
     }
     this.#seen.set(req.bitrixCallId, now);
     const ctx = { callId: `click-to-call/${req.bitrixCallId}` };
 
-    const extension = await this.#users.extensionFor(req.bitrixUserId);
+    let extension: string | undefined;
+    try {
+      extension = await this.#users.extensionFor(req.bitrixUserId);
+    } catch (err) {
+      return this.#fail(req, undefined, req.phone, 'failed', `could not read Bitrix24's users to find user ${req.bitrixUserId}'s internal number: ${(err as Error).message}`);
+    }
     if (!extension) {
       return this.#fail(req, undefined, req.phone, 'nouser',
         `Bitrix24 user ${req.bitrixUserId} has no internal number (UF_PHONE_INNER): cannot ring their phone`);
@@ -92,7 +113,17 @@ export class ClickToCall {
     if (hooked.status === 'ok') params = { ...hooked.data };
 
     const variables = [`__${CLICK_TO_CALL_VAR}=${req.bitrixCallId}`, ...hookVariables(params.variable)];
-    const pending: Pending = { req, extension, number };
+    const deadline = Date.now() + this.#config.ringTimeoutMs + this.#graceMs;
+    const pending: Pending = { req, extension, number, until: deadline };
+    this.#session.feed({
+      type: 'clickToCallStarted', at: Date.now(), bitrixCallId: req.bitrixCallId, bitrixUserId: req.bitrixUserId, number, extension, deadline,
+      ...(req.crmEntity ? { crmEntity: req.crmEntity } : {}),
+    });
+    if (!this.#session.flush()) {
+      // Not even the pending click could be saved: ringing phones now could leave a call nobody follows.
+      this.#seen.delete(req.bitrixCallId);
+      return { status: 'failed', reason: 'failed', detail: 'the state database refused the write (see the E_STORE error)' };
+    }
     let actionId = '';
     try {
       // Known before the write: the OriginateResponse may come in the same socket read as the response, and
@@ -105,8 +136,15 @@ export class ClickToCall {
       this.#log.info(`click-to-call ${req.bitrixCallId}: ringing ${params.channel} for user ${req.bitrixUserId}, then ${number}`);
       return { status: 'originated', extension, actionId: res.actionId };
     } catch (err) {
-      this.#pending.delete(actionId);
-      return this.#fail(req, extension, number, 'failed', `Originate refused: ${(err as Error).message}`);
+      const error = err as DaemonError;
+      // Refused, or never written: nothing rings. Otherwise the answer was lost and the phones may be ringing.
+      if (error.code === 'E_AMI_ACTION' || actionId === '') {
+        this.#pending.delete(actionId);
+        return this.#fail(req, extension, number, 'failed', `Originate refused: ${error.message}`);
+      }
+      this.#log.warn(`click-to-call ${req.bitrixCallId}: Asterisk's answer to Originate was lost (${error.message}); `
+        + `the call is followed by its ${CLICK_TO_CALL_VAR} variable, and finished as failed if no channel carries it by ${new Date(deadline).toISOString()}`);
+      return { status: 'originated', extension, actionId };
     }
   }
 
@@ -136,7 +174,7 @@ export class ClickToCall {
     this.#log.warn(`click-to-call ${req.bitrixCallId} failed: ${detail}`);
     this.#session.feed({
       type: 'clickToCallFailed', at: Date.now(), bitrixCallId: req.bitrixCallId, bitrixUserId: req.bitrixUserId, number, reason, detail,
-      ...(extension ? { extension } : {}),
+      ...(extension ? { extension } : {}), ...(req.crmEntity ? { crmEntity: req.crmEntity } : {}),
     });
     this.#session.flush();
     return { status: 'failed', reason, detail };

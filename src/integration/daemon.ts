@@ -148,7 +148,10 @@ export class Daemon {
     const firstAmi = this.amiClients[0];
     const firstSession = this.sessions[0];
     this.clickToCall = firstAmi && firstSession
-      ? new ClickToCall({ session: firstSession, ami: firstAmi, users: this.users, hooks: this.hooks, config: config.clickToCall, log })
+      ? new ClickToCall({
+        session: firstSession, ami: firstAmi, users: this.users, hooks: this.hooks, config: config.clickToCall,
+        actionTimeoutMs: config.ami[0]!.actionTimeoutMs, log,
+      })
       : undefined;
     this.events = new BitrixEvents({
       clickToCall: this.clickToCall, client: this.client, defaultUserId: b.defaultUserId, timezone: pbx.timezone, log,
@@ -164,7 +167,7 @@ export class Daemon {
         timezone: pbx.timezone, log,
       }).attach(this.http);
     }
-    this.offlineEvents = config.events.mode === 'offline' ? new OfflineEvents({ client: this.client, events: this.events, intervalMs: config.events.pollIntervalMs, log }) : undefined;
+    this.offlineEvents = config.events.mode === 'offline' ? new OfflineEvents({ client: this.client, events: this.events, store: this.store, intervalMs: config.events.pollIntervalMs, log }) : undefined;
   }
 
   async start(): Promise<void> {
@@ -198,10 +201,13 @@ export class Daemon {
     await this.http?.stop();
     await this.offlineEvents?.stop();
     for (const s of this.sessions) await s.stop();
-    await this.outbox.stop();
+    // Requests waiting for the rate limit (a method blocked for minutes) must not hold up SIGTERM: the limiter
+    // lets them go, and the outbox leaves them pending for the next start. Requests already sent finish.
+    const outboxStopped = this.outbox.stop();
+    this.limiter.close();
+    await outboxStopped;
     this.users.stop();
     await this.hooks.stop();
-    this.limiter.close();
     this.client.close();
     this.store.close();
     this.log.info('daemon stopped');

@@ -191,7 +191,9 @@ export class Dispatcher {
       // Click-to-call: Bitrix24 registered this call itself when the agent clicked; registering again would
       // create a second call record.
       this.#log.info(`click-to-call ${intent.existingCallId}: using Bitrix24's own registration`, { callId: facts.call_id });
-      return { sent: true, callId: intent.existingCallId };
+      // The entity Bitrix24 bound its call to, as a registration's result would name it (for business processes).
+      const e = intent.crmEntity;
+      return { sent: true, callId: intent.existingCallId, ...(e ? { detail: { crmEntityType: e.type, crmEntityId: e.id } } : {}) };
     }
     // Black/white lists from the config first; a need_registration script, when there is one, has the last word.
     const listed = this.#o.crm?.registrationAllowed({

@@ -10,7 +10,7 @@
  */
 import type { AmiClient } from '../ami/client.ts';
 import type { AmiMessage } from '../ami/message.ts';
-import { snapshotFromCoreShowChannels, toCallEvent } from '../ami/to-call-event.ts';
+import { snapshotFromCoreShowChannels, STATUS_VARIABLES, toCallEvent, varSetsFromStatus } from '../ami/to-call-event.ts';
 import { coalesceCards } from '../calls/coalesce.ts';
 import type { CallEvent } from '../calls/events.ts';
 import type { Intent } from '../calls/intents.ts';
@@ -22,8 +22,10 @@ import type { Store } from '../store/db.ts';
 import { callFacts } from './call-facts.ts';
 import { opKey, type IntentOp } from './dispatcher.ts';
 
-/** Variables worth reading from calls joined mid-way: the recording (MixMonitor's own, or a dialplan's) and the DID. */
-const RECOVERED_VARIABLES = ['FROM_DID', 'RECORDING_FILE', 'MIXMONITOR_FILENAME'];
+/** How often time is fed to the machine while click-to-call Originates await their outcome. */
+const CLICK_TICK_MS = 1000;
+/** Events that come from Bitrix24, not from Asterisk: a reconciliation cannot recover them, so they are kept. */
+const NOT_FROM_ASTERISK = new Set<CallEvent['type']>(['clickToCall', 'clickToCallFailed', 'clickToCallStarted']);
 
 interface PersistedCall {
   call: Call;
@@ -61,6 +63,9 @@ export class PbxSession {
   #reconcileTimer: NodeJS.Timeout | undefined;
   /** The `Status` being answered for calls joined mid-way. */
   #statusActionId: string | undefined;
+  /** Bitrix24-side events of a batch that could not be saved: fed again after the next snapshot. */
+  #carried: CallEvent[] = [];
+  #tickTimer: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(o: PbxSessionOptions) {
@@ -71,7 +76,9 @@ export class PbxSession {
     this.#log = o.log.child({ component: 'calls', pbx: o.name });
     this.#ami = o.ami;
     this.#onIntents = o.onIntents;
-    this.#world = this.#restore();
+    const restored = this.#restore();
+    this.#world = restored.world;
+    this.#emitted = restored.emitted;
   }
 
   /** Calls in progress (for status and tests). */
@@ -82,6 +89,13 @@ export class PbxSession {
   /** The outbox groups of the calls in progress (never pruned, however long a call lasts). */
   activeGroups(): string[] {
     return Object.keys(this.#world.calls).map((key) => `${this.name}/${key}`);
+  }
+
+  /** True when this CALL_ID's click is pending, in progress or finished (a redelivered event must not ring again). */
+  knowsClick(bitrixCallId: string): boolean {
+    const w = this.#world;
+    return w.clickPending[bitrixCallId] !== undefined || w.clickToCallDone[bitrixCallId] !== undefined
+      || Object.values(w.calls).some((c) => c.clickToCall?.bitrixCallId === bitrixCallId);
   }
 
   start(): void {
@@ -95,11 +109,18 @@ export class PbxSession {
     ami.on('disconnected', (info) => this.#log.warn(`AMI disconnected: ${info.reason}`));
     ami.on('error', (err) => this.#log.error(err.message, { code: err.code }));
     ami.start();
+    this.#tickTimer = setInterval(() => {
+      if (Object.keys(this.#world.clickPending).length === 0) return;
+      this.feed({ type: 'tick', at: Date.now() });
+      this.flush();
+    }, CLICK_TICK_MS);
+    this.#tickTimer.unref();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#reconcileTimer);
+    clearInterval(this.#tickTimer);
     this.flush();
     await this.#ami?.stop();
   }
@@ -137,7 +158,7 @@ export class PbxSession {
   async #recoverVariables(): Promise<void> {
     if (!this.#ami) return;
     try {
-      await this.#ami.action('Status', { Variables: RECOVERED_VARIABLES.join(',') }, {
+      await this.#ami.action('Status', { Variables: STATUS_VARIABLES.join(',') }, {
         onActionId: (actionId) => { this.#statusActionId = actionId; },
       });
     } catch (err) {
@@ -147,23 +168,11 @@ export class PbxSession {
     }
   }
 
-  /** One channel of the Status answer → the recording / DID facts it carries. */
-  #feedStatusVariables(item: AmiMessage): void {
-    const f = item.fields;
-    if (!f['Uniqueid'] || !f['Linkedid'] || !f['Channel']) return;
-    const channel = { channelId: f['Uniqueid'], linkedId: f['Linkedid'], name: f['Channel'] };
-    for (const line of item.lists['Variable'] ?? []) {
-      const eq = line.indexOf('=');
-      const value = line.slice(eq + 1);
-      if (eq <= 0 || !value || value === '(null)') continue;
-      this.feed({ type: 'varSet', at: item.receivedAt, channel, name: line.slice(0, eq) === 'FROM_DID' ? 'did' : 'recording', value });
-    }
-    this.#scheduleFlush();
-  }
-
   #onAmi(msg: AmiMessage): void {
     if (this.#statusActionId && msg.name === 'Status' && msg.fields['ActionID'] === this.#statusActionId) {
-      this.#feedStatusVariables(msg);
+      // One channel of the answer → the recording / DID / click-to-call facts it carries.
+      for (const event of varSetsFromStatus(msg)) this.feed(event);
+      this.#scheduleFlush();
       return;
     }
     const r = this.#reconciling;
@@ -173,6 +182,7 @@ export class PbxSession {
         this.#reconciling = undefined;
         const snapshot = snapshotFromCoreShowChannels(this.#listItems, Date.now());
         this.feed({ ...snapshot, knownBefore: r.knownBefore });
+        for (const event of this.#carried.splice(0)) this.feed(event);
         this.#listItems = [];
         this.#scheduleFlush();
         const known = new Set(r.knownBefore);
@@ -197,10 +207,10 @@ export class PbxSession {
     this.#pending.push(event);
   }
 
-  /** Steps the pending events and commits state + requests in one transaction. */
-  flush(): void {
+  /** Steps the pending events and commits state + requests in one transaction; false when it could not be saved. */
+  flush(): boolean {
     this.#flushScheduled = false;
-    if (this.#pending.length === 0) return;
+    if (this.#pending.length === 0) return true;
     const events = this.#pending;
     this.#pending = [];
     const intents: Intent[] = [];
@@ -240,24 +250,35 @@ export class PbxSession {
         }
         // recentHangups stays in memory: it guards a live reconnect, and writing thousands of entries per batch
         // would cost more than the rare race it covers across a restart.
-        this.#store.setKv(`world/${this.name}`, { bridges: this.#world.bridges, clickToCallDone: this.#world.clickToCallDone });
+        this.#store.setKv(`world/${this.name}`, {
+          bridges: this.#world.bridges, clickToCallDone: this.#world.clickToCallDone, clickPending: this.#world.clickPending,
+        });
         if (ops.length > 0) this.#outbox.enqueue(ops);
       });
     } catch (err) {
       // Nothing of this batch was committed: go back to the committed state and ask Asterisk what is up now.
+      // What Bitrix24 told us (clicks) is not Asterisk's to repeat: it is fed again after that snapshot.
       this.#log.error(`could not save call state, reloading it and reconciling: ${(err as Error).message}`, { code: 'E_STORE' });
-      this.#emitted = new Map();
-      this.#world = this.#restore();
+      this.#carried.push(...events.filter((e) => NOT_FROM_ASTERISK.has(e.type)));
+      // If even reading fails, the in-memory state stays (numbering included): the next save or restart decides.
+      try {
+        const restored = this.#restore();
+        this.#world = restored.world;
+        this.#emitted = restored.emitted;
+      } catch (readErr) {
+        this.#log.error(`could not reload call state either: ${(readErr as Error).message}`, { code: 'E_STORE' });
+      }
       clearTimeout(this.#reconcileTimer);
       this.#reconcileTimer = setTimeout(() => void this.reconcile(), 1000);
       this.#reconcileTimer.unref();
-      return;
+      return false;
     }
     // Counters of ended calls are kept a while (bounded): a key seen again must not restart its numbering.
     if (this.#emitted.size > 50_000) for (const key of [...this.#emitted.keys()].slice(0, 10_000)) if (!this.#world.calls[key]) this.#emitted.delete(key);
     for (const op of ops) this.#logIntent(op.payload);
     if (merged.length > 0) this.#onIntents?.(merged, touched);
     if (!this.#stopped && ops.length > 0) this.#outbox.kick();
+    return true;
   }
 
   #logIntent({ intent }: IntentOp): void {
@@ -270,21 +291,25 @@ export class PbxSession {
     this.#log.info(`${intent.regId}: ${what}`, { callId: intent.callKey });
   }
 
-  /** Rebuilds the machine's world from the calls persisted before a restart. */
-  #restore(): World {
+  /** Rebuilds the machine's world (and the calls' request numbering) from what was persisted. */
+  #restore(): { world: World; emitted: Map<string, number> } {
     const world = this.#machine.initial();
+    const emitted = new Map<string, number>();
     for (const row of this.#store.loadActiveCalls(this.name)) {
-      const { call, emitted } = row.state as PersistedCall;
+      const { call, emitted: n } = row.state as PersistedCall;
       world.calls[call.key] = call;
       for (const id of Object.keys(call.channels)) world.channelCall[id] = call.key;
       for (const l of call.linkedIds) world.linkedCall[l] = call.key;
-      this.#emitted.set(call.key, emitted);
+      emitted.set(call.key, n);
     }
-    const saved = this.#store.getKv<Pick<World, 'bridges' | 'clickToCallDone'>>(`world/${this.name}`);
+    const saved = this.#store.getKv<Partial<Pick<World, 'bridges' | 'clickToCallDone' | 'clickPending'>>>(`world/${this.name}`);
     world.bridges = saved?.bridges ?? {};
     world.clickToCallDone = saved?.clickToCallDone ?? {};
+    world.clickPending = saved?.clickPending ?? {};
     const n = Object.keys(world.calls).length;
     if (n > 0) this.#log.info(`restored ${n} call(s) in progress from the state database`);
-    return world;
+    const clicks = Object.keys(world.clickPending).length;
+    if (clicks > 0) this.#log.info(`restored ${clicks} click-to-call(s) awaiting Asterisk's answer`);
+    return { world, emitted };
   }
 }

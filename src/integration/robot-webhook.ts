@@ -130,13 +130,14 @@ export class RobotWebhook {
     } else userId = deal.assignedById;
     if (!userId) throw new BadRequest('no agent: pass user_id= or extension=, or assign the deal to someone');
 
+    const crmEntity = deal.contactId ? { type: 'CONTACT', id: deal.contactId } : deal.companyId ? { type: 'COMPANY', id: deal.companyId } : undefined;
     const res = await this.#o.client.call(TELEPHONY_METHODS.register, registerCallWire({
       userId, phoneNumber: phone, type: 1, callStartDate: isoWithOffset(Date.now(), this.#o.timezone), show: 0,
-      ...(deal.contactId ? { crmEntityType: 'CONTACT', crmEntityId: deal.contactId } : deal.companyId ? { crmEntityType: 'COMPANY', crmEntityId: deal.companyId } : {}),
+      ...(crmEntity ? { crmEntityType: crmEntity.type, crmEntityId: crmEntity.id } : {}),
     }));
     const { callId } = parseRegisterResult(res.result);
     this.#o.followUps.rememberRobotCall(callId, { dealId, categoryId: deal.categoryId });
-    const started = await c2c.start({ bitrixCallId: callId, bitrixUserId: userId, phone });
+    const started = await c2c.start({ bitrixCallId: callId, bitrixUserId: userId, phone, ...(crmEntity ? { crmEntity } : {}) });
     this.#log.info(`callback for deal ${dealId}: ${phone} for user ${userId} → ${callId} (${started.status})`);
     return { call_id: callId, status: started.status };
   }

@@ -77,7 +77,8 @@ export class UserDirectory {
   /** The extension of a Bitrix24 user (click-to-call rings it); an unknown user triggers one refresh first. */
   async extensionFor(userId: number): Promise<string | undefined> {
     const find = () => [...this.#map.entries()].find(([, u]) => u.userId === userId && u.active)?.[0];
-    if (!this.#known) await this.refresh().catch(() => undefined);
+    // Never loaded: say Bitrix24 is unreachable rather than "this user has no number".
+    if (!this.#known) await this.refresh();
     let ext = find();
     if (ext === undefined && Date.now() - this.#lastRefreshAt > MIN_REFRESH_GAP_MS) {
       await this.refresh().catch(() => undefined);

@@ -262,6 +262,11 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       outcome = { ok: false, error };
     }
 
+    if (!outcome.ok && !this.started) {
+      // Cut short by shutdown (the limiter gave up its waiters): not a verdict on the op, which stays pending.
+      this.log.info(`${op.kind} interrupted by shutdown: sent again on the next start`, { group: op.group });
+      return;
+    }
     try {
       if (outcome.ok) this.delivered(op, outcome.result);
       else this.failed(op, outcome.error);

@@ -45,6 +45,19 @@ describe('ONEXTERNALCALLSTART → Originate → the given CALL_ID is finished', 
     ]);
   });
 
+  test('business processes run on the CRM entity the click came from (CRM_ENTITY_TYPE / CRM_ENTITY_ID)', async () => {
+    h = await startHarness({ trace: 'click-to-call-answered', http: true, actionWaitMs: 10_000, yaml: 'bizproc:\n  - { event: answered, template_id: 21 }' });
+    await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
+    const callId = await bitrixRegistersClick(h, 2, '89161234567');
+    await h.post('/bitrix24/events', click(callId, 2, '89161234567'));
+    await h.settle();
+    await h.bitrix.waitFor((reqs) => reqs.some((r) => r.method === 'bizproc.workflow.start'));
+    expect(h.bitrix.requests.filter((r) => r.method === 'bizproc.workflow.start').map((r) => r.params)).toEqual([{
+      TEMPLATE_ID: 21, DOCUMENT_ID: ['crm', 'CCrmDocumentContact', 'CONTACT_7'],
+      PARAMETERS: { call_id: callId, phone: '89161234567', direction: 'outgoing', extension: '101', did: '', status: '200', duration: 4, record: '' },
+    }]);
+  });
+
   test('click-to-call-local-channel: Local/102@from-internal, the same call finished for 102', async () => {
     h = await startHarness({ trace: 'click-to-call-local-channel', http: true, actionWaitMs: 10_000, yaml: 'click_to_call: { channel: "Local/{extension}@from-internal" }' });
     await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
@@ -71,6 +84,33 @@ describe('ONEXTERNALCALLSTART → Originate → the given CALL_ID is finished', 
     ]);
     const finish = h.telephony().find((r) => r.method === 'finish')!;
     expect(finish.params.FAILED_REASON).toBe("the agent's phone (101) did not answer");
+  });
+});
+
+describe("Asterisk's answer to Originate lost", () => {
+  test('no answer (timeout), then the daemon restarts: the click is kept, and finished as failed at its deadline, once', async () => {
+    h = await startHarness({ http: true, amiActionTimeoutMs: 200, yaml: 'click_to_call: { ring_timeout_ms: 1000 }' });
+    await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
+    const callId = await bitrixRegistersClick(h, 2, '89161234567');
+    h.ami.setSilent(true); // Asterisk takes the Originate and says nothing
+    expect((await h.post('/bitrix24/events', click(callId, 2, '89161234567'))).status).toBe(200);
+    await h.waitForLog(/answer to Originate was lost \(Originate got no answer within 200 ms/);
+    // the phones may be ringing: Bitrix24's call is not finished on the timeout itself
+    expect(h.compact()).toHaveLength(1);
+    h.ami.setSilent(false);
+    await h.restart();
+    expect(h.logLines.join('')).toContain('restored 1 click-to-call(s) awaiting');
+    // Bitrix24 delivers the event again after the restart: known by its CALL_ID, not rung again
+    await h.post('/bitrix24/events', click(callId, 2, '89161234567'));
+    await h.waitForLog(/already in progress: repeated event ignored/);
+    await h.bitrix.waitFor((reqs) => reqs.some((r) => /finish/i.test(r.method)));
+    await h.daemon.outbox.idle();
+    expect(h.ami.actions.filter((a) => a.name === 'Originate')).toHaveLength(1);
+    expect(h.compact()).toEqual([
+      'register #1 type=1 user=2 phone=89161234567 line=- crm_create=undefined',
+      'finish #1 user=2 status=OTHER duration=0',
+    ]);
+    expect(h.telephony().find((r) => r.method === 'finish')!.params.FAILED_REASON).toMatch(/never reported how the Originate went/);
   });
 });
 
@@ -186,9 +226,18 @@ describe('events bound by the CLI, delivered offline', () => {
     })();
     h.bitrix.queueOfflineEvent('ONEXTERNALCALLSTART', { CALL_ID: callId, USER_ID: 2, PHONE_NUMBER: '89161234567' });
     // The poller backed off while the app was not installed yet; poll now rather than wait for its next turn.
-    await h.daemon.offlineEvents!.pollOnce();
-    await h.bitrix.waitFor((reqs) => reqs.some((r) => /attachRecord/i.test(r.method)), 10_000);
-    expect(h.compact().slice(1)).toEqual(['finish #1 user=2 status=200 duration=4', 'attachRecord #1 1795324335.193.wav']);
+    // The event is read with clear=0 and cleared once handled; here the clear fails once, so it is read again
+    // (same process_id) — and recognised by its CALL_ID, not rung twice.
+    h.bitrix.failNext(1, '500', 'event.offline.clear');
+    await expect(h.daemon.offlineEvents!.pollOnce()).rejects.toThrow();
+    expect(h.bitrix.offlineEvents).toHaveLength(1);
+    expect(await h.daemon.offlineEvents!.pollOnce()).toBe(1);
     expect(h.bitrix.offlineEvents).toHaveLength(0);
+    await h.bitrix.waitFor((reqs) => reqs.some((r) => /attachRecord/i.test(r.method)), 10_000);
+    expect(h.ami.actions.filter((a) => a.name === 'Originate')).toHaveLength(1);
+    expect(h.compact().slice(1)).toEqual(['finish #1 user=2 status=200 duration=4', 'attachRecord #1 1795324335.193.wav']);
+    const gets = h.bitrix.requests.filter((r) => r.method === 'event.offline.get' && r.httpStatus === 200).slice(-2);
+    expect(gets.map((r) => String(r.params.clear))).toEqual(['0', '0']);
+    expect(gets[1]!.params.process_id).toMatch(/^[0-9a-f]{32}$/); // the process that marked it reads it again
   }, 30_000);
 });

@@ -3,6 +3,7 @@
  * credentials — nothing is lost, nothing is sent twice, per-call order holds, and no secret reaches a log line.
  */
 import { afterEach, expect, test } from '@jest/globals';
+import { waitFor } from '../ops/support.ts';
 import { AMI_SECRET, startHarness, type Harness } from '../support/e2e.ts';
 
 let h: Harness | undefined;
@@ -38,6 +39,23 @@ test('5xx, QUERY_LIMIT_EXCEEDED and OPERATION_TIME_LIMIT are retried: same reque
   expect(h.compact()).toEqual(QUEUE_ANSWERED);
   const failed = h.bitrix.requests.filter((r) => r.httpStatus !== 200).map((r) => `${r.method} ${r.httpStatus}`);
   expect(failed).toEqual(['telephony.externalCall.register 500', 'telephony.externalCall.show 503', 'telephony.externalCall.hide 429']);
+}, 30_000);
+
+test('stopped while a blocked method waits for the rate limit: the daemon stops at once, nothing is dead-lettered, all goes out after the restart', async () => {
+  // The emulator's clock runs 595 s behind: the block (operating_reset_at = now + 600 s) lasts 5 s.
+  h = await startHarness({ trace: ['inbound-answered', 'inbound-no-answer'], speed: 20, startDaemon: false, bitrixOptions: { now: () => Date.now() - 595_000 } });
+  h.bitrix.failNext(1, 'OPERATION_TIME_LIMIT', 'telephony.externalCall.register');
+  await h.daemon.start();
+  await h.ami.done();
+  // The first call's register was refused; the second call's waits in the limiter for the block to end.
+  await waitFor(() => h!.daemon.limiter.pending > 0, 5000, 'a request waiting in the limiter');
+  await h.restart();
+  expect(h.logLines.join('')).toMatch(/register interrupted by shutdown: sent again on the next start/);
+  await h.settle();
+  expect(h.daemon.outbox.deadLetters()).toEqual([]);
+  const lines = h.compact();
+  expect(lines.filter((l) => l.startsWith('register'))).toHaveLength(2);
+  expect(lines.filter((l) => l.startsWith('finish'))).toHaveLength(2);
 }, 30_000);
 
 test('a permanent Bitrix24 error dead-letters the register with a clear reason, the rest of the call waits with it, and a retry replays it in order', async () => {
@@ -116,7 +134,8 @@ test('a backlog of 100 calls drains in batches under Bitrix24\'s own limit (2 re
   const single = h.bitrix.requests.filter((r) => !r.viaBatch && !/^(user\.get|batch|telephony\.externalcall\.attachrecord)$/i.test(r.method));
   const batches = h.bitrix.requests.filter((r) => r.method === 'batch').length;
   const commands = h.bitrix.requests.filter((r) => r.viaBatch).length;
-  expect(commands).toBeGreaterThan(300);
-  expect(batches + single.length).toBeLessThan(commands / 3);
+  // How many go alone depends on timing (a request queued while nothing else is): under CI load a few more do.
+  expect(commands / (commands + single.length)).toBeGreaterThan(0.75);
+  expect(batches + single.length).toBeLessThan((commands + single.length) / 3);
   expect(h.bitrix.requests.filter((r) => r.httpStatus === 503)).toEqual([]); // the client-side bucket kept under the limit
 }, 60_000);

@@ -406,7 +406,7 @@ export class AmiSimulator {
       client.socket.end();
       return;
     }
-    if (this.offerToReplay(client, lower, matchKey(lower, fields['Variables']), actionId)) return;
+    if (this.offerToReplay(client, lower, this.matchFor(lower, fields['Variables']), actionId)) return;
     switch (lower) {
       case 'ping':
         this.write(client, `Response: Success\r\n${idLine}Ping: Pong\r\nTimestamp: ${epochSeconds(Date.now())}\r\n\r\n`);
@@ -420,6 +420,24 @@ export class AmiSimulator {
       default:
         this.write(client, `Response: Error\r\n${idLine}Message: Invalid/unknown command: ${name}. Use Action: ListCommands to show available commands.\r\n\r\n`);
     }
+  }
+
+  /**
+   * The scripted step an action can claim. Asking `Status` for more variables than the recording did still gets
+   * the recorded answer: the extra ones were unset on the recorded PBX, which Asterisk prints as
+   * `Variable: NAME=(null)` (see MIXMONITOR_FILENAME in mid-call-connect), a line a client ignores anyway.
+   */
+  private matchFor(action: string, variables: string | undefined): string {
+    const exact = matchKey(action, variables);
+    const steps = this.replay?.session?.steps;
+    if (!variables || !steps) return exact;
+    const asked = new Set(variables.split(',').map((v) => v.trim()));
+    for (const step of steps) {
+      if (step.kind !== 'out' || step.action.toLowerCase() !== action) continue;
+      const recorded = step.match.slice(step.match.indexOf('|') + 1);
+      if (recorded && recorded.split(',').every((v) => asked.has(v.trim()))) return step.match;
+    }
+    return exact;
   }
 
   /** True when the action belongs to the script: consumed now, or held until the replay reaches it. */

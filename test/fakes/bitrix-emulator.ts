@@ -282,6 +282,9 @@ export class BitrixEmulator {
   /** Offline events waiting for event.offline.get (EVENT_DATA as Bitrix24 stores it). */
   readonly offlineEvents: Array<{ ID: string; TIMESTAMP_X: string; EVENT_NAME: string; EVENT_DATA: unknown; EVENT_ADDITIONAL: unknown; MESSAGE_ID: string }> = [];
 
+  /** Offline event ID → the process_id that read it with clear=0. */
+  readonly #offlineMarks = new Map<string, string>();
+
   queueOfflineEvent(name: string, data: unknown): void {
     const id = String(this.offlineEvents.length + 1 + Math.floor(Math.random() * 1e6));
     this.offlineEvents.push({ ID: id, TIMESTAMP_X: new Date().toISOString(), EVENT_NAME: name.toUpperCase(), EVENT_DATA: data, EVENT_ADDITIONAL: false, MESSAGE_ID: id });
@@ -566,14 +569,35 @@ export class BitrixEmulator {
       this.eventHandlers.push({ event, handler, auth_type: authType, offline: String(p.event_type) === 'offline' ? 1 : 0 });
       return { result: true };
     },
-    // Offline events (api-reference/events/event-offline-get.md): queued by queueOfflineEvent, cleared when read.
+    // Offline events (api-reference/events/event-offline-get.md, event-offline-clear.md): queued by
+    // queueOfflineEvent. clear=1 (the default) deletes what it returns; clear=0 marks it with a process_id
+    // (the given one, or a new one) — marked records are read again only by that process_id, and removed by
+    // event.offline.clear.
     'event.offline.get': (p, ctx) => {
       this.#requireApp(ctx);
       const limit = Math.max(1, Math.min(50, Number(p.limit ?? 50)));
       const clear = String(p.clear ?? '1') !== '0';
-      const events = this.offlineEvents.slice(0, limit);
-      if (clear) this.offlineEvents.splice(0, events.length);
-      return { result: { process_id: null, events: events.map((e) => ({ ...e })) } };
+      const given = typeof p.process_id === 'string' && p.process_id !== '' ? p.process_id : undefined;
+      const visible = this.offlineEvents.filter((e) => !this.#offlineMarks.has(e.ID) || this.#offlineMarks.get(e.ID) === given).slice(0, limit);
+      if (clear) {
+        for (const e of visible) this.offlineEvents.splice(this.offlineEvents.indexOf(e), 1);
+        return { result: { process_id: null, events: visible.map((e) => ({ ...e })) } };
+      }
+      const processId = given ?? randomBytes(16).toString('hex');
+      for (const e of visible) this.#offlineMarks.set(e.ID, processId);
+      return { result: { process_id: processId, events: visible.map((e) => ({ ...e })) } };
+    },
+    'event.offline.clear': (p, ctx) => {
+      this.#requireApp(ctx);
+      const processId = String(p.process_id ?? '');
+      if (!processId) throw new EmuError(400, 'ERROR_ARGUMENT', 'Argument "process_id" is null or empty');
+      const ids = Array.isArray(p.id) ? p.id.map(String) : p.id && typeof p.id === 'object' ? Object.values(p.id).map(String) : undefined;
+      const gone = this.offlineEvents.filter((e) => this.#offlineMarks.get(e.ID) === processId && (!ids || ids.includes(e.ID)));
+      for (const e of gone) {
+        this.offlineEvents.splice(this.offlineEvents.indexOf(e), 1);
+        this.#offlineMarks.delete(e.ID);
+      }
+      return { result: true };
     },
     'event.get': (_p, ctx) => {
       this.#requireApp(ctx);

@@ -15,6 +15,7 @@ import { createLogger } from '../../src/log/logger.ts';
 import { AmiSimulator } from '../fakes/ami-simulator.ts';
 import { createRecordings } from '../fakes/recordings.ts';
 import { BitrixEmulator, type LoggedRequest } from '../fakes/bitrix-emulator.ts';
+import { waitFor } from '../ops/support.ts';
 
 export const FIXTURES = join(import.meta.dirname, '../fixtures/ami');
 export { PBX_MONITOR_DIR } from '../fakes/recordings.ts';
@@ -29,6 +30,8 @@ export interface Harness {
   intents: Intent[];
   /** Waits until the trace was replayed and every queued request was delivered. */
   settle(): Promise<void>;
+  /** Resolves when a log line matches (rejects after `timeoutMs`): for outcomes only the log shows. */
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<void>;
   /** Replays another trace on the running connection (its recordings are created first). */
   play(trace: string): void;
   /** POSTs to the daemon's HTTP endpoint. */
@@ -58,6 +61,8 @@ export interface HarnessOptions {
   http?: boolean;
   /** The daemon's client-side rate limit (default: effectively none, so tests are not slowed down). */
   rateLimit?: { perSecond: number; burst: number };
+  /** ami.action_timeout_ms (default: the daemon's). */
+  amiActionTimeoutMs?: number;
   /** bitrix24.default_user_id (default 1, the portal's admin, who has no internal number). */
   defaultUserId?: number;
 }
@@ -91,7 +96,8 @@ ami:
   port: ${ami.port}
   username: bx24
   secret: ${o.amiSecret ?? AMI_SECRET}
-  keepalive_interval_ms: 5000
+  keepalive_interval_ms: 5000${o.amiActionTimeoutMs ? `
+  action_timeout_ms: ${o.amiActionTimeoutMs}` : ''}
 bitrix24:
   ${o.oauth ? `oauth: { client_id: ${bitrix.clientId}, client_secret: ${bitrix.clientSecret}, oauth_server: "${bitrix.baseUrl}" }` : `webhook_url: ${bitrix.webhookUrl}`}
   default_user_id: ${o.defaultUserId ?? 1}
@@ -134,6 +140,9 @@ ${o.yaml ?? ''}`;
       await new Promise((r) => setImmediate(r));
       for (const s of daemon.sessions) s.flush();
       await daemon.outbox.idle();
+    },
+    waitForLog(pattern: RegExp, timeoutMs = 5000) {
+      return waitFor(() => logLines.some((l) => pattern.test(l)), timeoutMs, `a log line matching ${pattern}`);
     },
     telephony() {
       return bitrix.requests
