@@ -107,6 +107,9 @@ class Step {
       case 'clickToCall': return this.#onClickToCall(e);
       case 'clickToCallFailed': return this.#onClickToCallFailed(e);
       case 'clickToCallStarted': {
+        // Fed again after a failed save: a click already claimed or finished is not pending any more.
+        if (this.#w.clickToCallDone[e.bitrixCallId] !== undefined) return;
+        if (Object.values(this.#w.calls).some((c) => c.clickToCall?.bitrixCallId === e.bitrixCallId)) return;
         const { bitrixUserId, number, extension, deadline, crmEntity } = e;
         this.#w.clickPending[e.bitrixCallId] = { bitrixUserId, number, extension, deadline, ...(crmEntity ? { crmEntity } : {}) };
         return;

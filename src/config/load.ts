@@ -115,7 +115,10 @@ function toConfig(raw: RawConfig, baseDir: string): Config {
     },
     pbx,
     http: { host: raw.http.host, port: raw.http.port, enabled: raw.http.enabled },
-    storage: { path: raw.storage.path === ':memory:' ? ':memory:' : path.resolve(baseDir, raw.storage.path) },
+    storage: {
+      path: raw.storage.path === ':memory:' ? ':memory:' : path.resolve(baseDir, raw.storage.path),
+      busyTimeoutMs: raw.storage.busy_timeout_ms,
+    },
     customizations: {
       dir: path.resolve(baseDir, raw.customizations.dir),
       timeoutMs: raw.customizations.timeout_ms,

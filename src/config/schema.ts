@@ -158,6 +158,7 @@ export const rawConfigSchema = t.object({
   }), {}),
   storage: withDefault(t.object({
     path: withDefault(t.string({ minLength: 1 }), '/var/lib/asterisk-bitrix24/state.sqlite'),
+    busy_timeout_ms: withDefault(ms(), 5000),
   }), {}),
   customizations: withDefault(t.object({
     dir: withDefault(t.string({ minLength: 1 }), './customizations'),
@@ -294,7 +295,8 @@ export interface Config {
   readonly pbx: PbxConfig;
   readonly http: { readonly host: string; readonly port: number; readonly enabled: boolean };
   /** `path` is absolute (relative paths are resolved against the config file's folder), or ':memory:'. */
-  readonly storage: { readonly path: string };
+  /** busyTimeoutMs: how long a write waits for another holder of the database (CLI, backup) before it fails. */
+  readonly storage: { readonly path: string; readonly busyTimeoutMs: number };
   /** `dir` is absolute (resolved against the config file's folder). */
   readonly customizations: { readonly dir: string; readonly timeoutMs: number; readonly poolSize: number; readonly watch: boolean };
   readonly log: { readonly level: 'error' | 'warn' | 'info' | 'debug'; readonly format: 'text' | 'json' };

@@ -85,7 +85,7 @@ export class Daemon {
     const { config, log } = o;
     this.config = config;
     this.log = log;
-    this.store = openStore(config.storage.path);
+    this.store = openStore(config.storage.path, { busyTimeoutMs: config.storage.busyTimeoutMs });
     const b = config.bitrix24;
     this.auth = b.webhookUrl !== undefined
       ? new WebhookAuth(b.webhookUrl)

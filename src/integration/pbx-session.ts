@@ -63,9 +63,16 @@ export class PbxSession {
   #reconcileTimer: NodeJS.Timeout | undefined;
   /** The `Status` being answered for calls joined mid-way. */
   #statusActionId: string | undefined;
-  /** Bitrix24-side events of a batch that could not be saved: fed again after the next snapshot. */
-  #carried: CallEvent[] = [];
+  /**
+   * Bitrix24-side events (clicks) of a batch that could not be saved: Asterisk can repeat its own events, not
+   * these. They are fed again at the head of the next batch (their call is usually among the saved ones), and
+   * once more after the next snapshot (for a call only the snapshot brings back). Feeding them twice is harmless.
+   */
+  #carriedNext: CallEvent[] = [];
+  #carriedAfterSnapshot: CallEvent[] = [];
   #tickTimer: NodeJS.Timeout | undefined;
+  /** A batch was lost: its VarSets (recording, DID, click) may be too, even for channels we know. */
+  #variablesLost = false;
   #stopped = false;
 
   constructor(o: PbxSessionOptions) {
@@ -182,11 +189,12 @@ export class PbxSession {
         this.#reconciling = undefined;
         const snapshot = snapshotFromCoreShowChannels(this.#listItems, Date.now());
         this.feed({ ...snapshot, knownBefore: r.knownBefore });
-        for (const event of this.#carried.splice(0)) this.feed(event);
+        for (const event of this.#carriedAfterSnapshot.splice(0)) this.feed(event);
         this.#listItems = [];
         this.#scheduleFlush();
         const known = new Set(r.knownBefore);
-        if (snapshot.channels.some((c) => !known.has(c.channelId))) void this.#recoverVariables();
+        if (this.#variablesLost || snapshot.channels.some((c) => !known.has(c.channelId))) void this.#recoverVariables();
+        this.#variablesLost = false;
       }
       return;
     }
@@ -210,8 +218,9 @@ export class PbxSession {
   /** Steps the pending events and commits state + requests in one transaction; false when it could not be saved. */
   flush(): boolean {
     this.#flushScheduled = false;
-    if (this.#pending.length === 0) return true;
-    const events = this.#pending;
+    if (this.#pending.length === 0 && this.#carriedNext.length === 0) return true;
+    const carried = this.#carriedNext.splice(0);
+    const events = carried.length > 0 ? [...carried, ...this.#pending] : this.#pending;
     this.#pending = [];
     const intents: Intent[] = [];
     const touched: Record<string, Call> = {};
@@ -259,7 +268,8 @@ export class PbxSession {
       // Nothing of this batch was committed: go back to the committed state and ask Asterisk what is up now.
       // What Bitrix24 told us (clicks) is not Asterisk's to repeat: it is fed again after that snapshot.
       this.#log.error(`could not save call state, reloading it and reconciling: ${(err as Error).message}`, { code: 'E_STORE' });
-      this.#carried.push(...events.filter((e) => NOT_FROM_ASTERISK.has(e.type)));
+      this.#carriedNext = events.filter((e) => NOT_FROM_ASTERISK.has(e.type));
+      this.#variablesLost = true;
       // If even reading fails, the in-memory state stays (numbering included): the next save or restart decides.
       try {
         const restored = this.#restore();
@@ -273,6 +283,7 @@ export class PbxSession {
       this.#reconcileTimer.unref();
       return false;
     }
+    if (carried.length > 0) this.#carriedAfterSnapshot.push(...carried);
     // Counters of ended calls are kept a while (bounded): a key seen again must not restart its numbering.
     if (this.#emitted.size > 50_000) for (const key of [...this.#emitted.keys()].slice(0, 10_000)) if (!this.#world.calls[key]) this.#emitted.delete(key);
     for (const op of ops) this.#logIntent(op.payload);

@@ -145,7 +145,7 @@ describe('parseConfig', () => {
       },
       pbx,
       http: { host: '127.0.0.1', port: 8077, enabled: true },
-      storage: { path: '/var/lib/asterisk-bitrix24/state.sqlite' },
+      storage: { path: '/var/lib/asterisk-bitrix24/state.sqlite', busyTimeoutMs: 5000 },
       customizations: { dir: '/etc/asterisk-bitrix24/customizations', timeoutMs: 1000, poolSize: 1, watch: true },
       log: { level: 'info', format: 'text' },
       clickToCall: { channel: 'PJSIP/{extension}', context: 'from-internal', priority: 1, callerId: '{number}', ringTimeoutMs: 30000 },

@@ -178,6 +178,20 @@ describe('bad, forged and repeated events', () => {
     expect(h.ami.actions.filter((a) => a.name === 'Originate')).toHaveLength(0);
   });
 
+  test("Bitrix24's user list unreachable: the click fails with that reason, not as a user without a number", async () => {
+    h = await startHarness({ http: true, startDaemon: false });
+    h.bitrix.failNext(2, '500', 'user.get'); // at start-up, and when the click looks the agent up
+    await h.daemon.start();
+    await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
+    const callId = await bitrixRegistersClick(h, 2, '89161234567');
+    expect((await h.post('/bitrix24/events', click(callId, 2, '89161234567'))).status).toBe(200);
+    await h.bitrix.waitFor((reqs) => reqs.some((r) => /finish/i.test(r.method)));
+    await h.daemon.outbox.idle();
+    expect(h.compact()).toEqual(['register #1 type=1 user=2 phone=89161234567 line=- crm_create=undefined', 'finish #1 user=2 status=OTHER duration=0']);
+    expect(h.telephony()[1]!.params.FAILED_REASON).toMatch(/could not read Bitrix24's users to find user 2's internal number: .*server error/);
+    expect(h.ami.actions.filter((a) => a.name === 'Originate')).toHaveLength(0);
+  });
+
   test('a flood of 1,000 events in a few seconds: nothing crashes, each CALL_ID is originated at most once', async () => {
     h = await startHarness({ http: true });
     await Promise.all(h.daemon.amiClients.map((c) => c.ready()));

@@ -17,8 +17,9 @@
  *   skipped together with every recorded line carrying its ActionID. Lines carrying a client's ActionID go to
  *   that client's connection only; all others are broadcast to every logged-in connection.
  * - Live answers (not from the trace): Ping (`Ping: Pong` + `Timestamp`), Logoff (`Goodbye` + close),
- *   CoreShowChannels from the channels that the replay created and did not hang up yet, Originate
- *   (`Originate successfully queued`), and `Invalid/unknown command` for anything else.
+ *   CoreShowChannels from the channels that the replay created and did not hang up yet, Status from the same
+ *   channels with the variables their replayed VarSets set (`(null)` for the others, as Asterisk prints them),
+ *   Originate (`Originate successfully queued`), and `Invalid/unknown command` for anything else.
  * - `timestamps` (default true) adds `Timestamp: <epoch s.µs>` = baseEpochMs + recorded t right after the
  *   `Privilege:` line of every unsolicited event, as Asterisk does with timestampevents=yes (list items, which
  *   Asterisk writes directly to the requester, get none).
@@ -116,6 +117,8 @@ interface Client {
 interface LiveChannel {
   fields: Record<string, string>;
   createdT: number;
+  /** Channel variables seen in VarSet, by name without inheritance underscores (as Asterisk looks them up). */
+  vars: Map<string, string>;
 }
 
 const DEFAULT_BANNER = 'Asterisk Call Manager/11.0.0';
@@ -294,6 +297,11 @@ export class AmiSimulator {
     return this.clients.size;
   }
 
+  /** The recorded `t` of the last step played (how far the replay has got), 0 before it starts. */
+  get recordedT(): number {
+    return this.replay?.currentT ?? 0;
+  }
+
   /** Loads trace(s) to replay (see the file comment). Throws when a replay is still running. */
   play(tracePath: string | string[], opts: PlayOptions = {}): void {
     if (this.replay && !this.replay.finished) throw new Error('AmiSimulator: a replay is still running');
@@ -413,6 +421,9 @@ export class AmiSimulator {
         return;
       case 'coreshowchannels':
         this.write(client, this.coreShowChannels(actionId));
+        return;
+      case 'status':
+        this.write(client, this.status(actionId, fields));
         return;
       case 'originate':
         this.write(client, `Response: Success\r\n${idLine}Message: Originate successfully queued\r\n\r\n`);
@@ -558,7 +569,7 @@ export class AmiSimulator {
     return raw.slice(0, after) + line + raw.slice(after);
   }
 
-  /** Keeps the live channel view (for unscripted CoreShowChannels) in step with the replayed events. */
+  /** Keeps the live channel view (for unscripted CoreShowChannels and Status) in step with the replayed events. */
   private trackChannels(step: InStep): void {
     if (!step.raw.startsWith('Event: ') || step.actionId !== undefined) return;
     const event = frameField(step.raw, 'Event');
@@ -571,7 +582,7 @@ export class AmiSimulator {
     let channel = this.channels.get(uniqueid);
     if (!channel) {
       if (event !== 'Newchannel') return;
-      channel = { fields: { Application: '', ApplicationData: '', BridgeId: '' }, createdT: step.t };
+      channel = { fields: { Application: '', ApplicationData: '', BridgeId: '' }, createdT: step.t, vars: new Map() };
       this.channels.set(uniqueid, channel);
     }
     const fields = frameFields(step.raw);
@@ -583,7 +594,33 @@ export class AmiSimulator {
       channel.fields['BridgeId'] = fields['BridgeUniqueid'] ?? '';
     } else if (event === 'BridgeLeave') {
       channel.fields['BridgeId'] = '';
+    } else if (event === 'VarSet' && fields['Variable']) {
+      channel.vars.set(fields['Variable'].replace(/^_{1,2}/, ''), fields['Value'] ?? '');
     }
+  }
+
+  /**
+   * An unscripted `Status`: the live channels as Asterisk lists them (the recorded answers of mid-call-connect
+   * show the shape), with one `Variable: NAME=value` line per asked variable — `(null)` when unset.
+   */
+  private status(actionId: string, fields: Record<string, string>): string {
+    const id = actionId === '' ? '' : `ActionID: ${actionId}\r\n`;
+    const asked = (fields['Variables'] ?? '').split(',').map((v) => v.trim()).filter(Boolean);
+    const only = fields['Channel'];
+    const now = this.replay?.currentT ?? 0;
+    let text = `Response: Success\r\n${id}EventList: start\r\nMessage: Channel status will follow\r\n\r\n`;
+    let items = 0;
+    for (const channel of this.channels.values()) {
+      if (only && channel.fields['Channel'] !== only) continue;
+      items++;
+      text += 'Event: Status\r\nPrivilege: Call\r\n';
+      for (const key of CHANNEL_KEYS) text += `${key}: ${channel.fields[key] ?? ''}\r\n`;
+      text += `BridgeID: ${channel.fields['BridgeId']}\r\nApplication: ${channel.fields['Application']}\r\nData: ${channel.fields['ApplicationData']}\r\n`;
+      text += `Seconds: ${Math.floor(Math.max(0, now - channel.createdT) / 1000)}\r\n`;
+      for (const name of asked) text += `Variable: ${name}=${channel.vars.get(name) ?? '(null)'}\r\n`;
+      text += `${id}\r\n`;
+    }
+    return `${text}Event: StatusComplete\r\n${id}EventList: Complete\r\nListItems: ${items}\r\nItems: ${items}\r\n\r\n`;
   }
 
   private coreShowChannels(actionId: string): string {

@@ -98,7 +98,7 @@ export interface LoggedRequest {
 }
 
 export type EmuFault =
-  | '500' | 'QUERY_LIMIT_EXCEEDED' | 'OPERATION_TIME_LIMIT' | 'expired_token' | 'network' | 'hang'
+  | '500' | 'QUERY_LIMIT_EXCEEDED' | 'OPERATION_TIME_LIMIT' | 'expired_token' | 'network' | 'hang' | 'slow'
   | { error: string; description: string; status: number };
 
 export interface BitrixEmulatorOptions {
@@ -146,7 +146,7 @@ interface Fault {
 }
 
 /** Faults that hit a whole HTTP request (a batch as a whole); the others hit one method call, also inside a batch. */
-const TRANSPORT_FAULTS = new Set<EmuFault>(['500', 'QUERY_LIMIT_EXCEEDED', 'expired_token', 'network', 'hang']);
+const TRANSPORT_FAULTS = new Set<EmuFault>(['500', 'QUERY_LIMIT_EXCEEDED', 'expired_token', 'network', 'hang', 'slow']);
 const THIRTY_MINUTES = 30 * 60_000;
 const PAGE = 50;
 
@@ -282,6 +282,9 @@ export class BitrixEmulator {
   /** Offline events waiting for event.offline.get (EVENT_DATA as Bitrix24 stores it). */
   readonly offlineEvents: Array<{ ID: string; TIMESTAMP_X: string; EVENT_NAME: string; EVENT_DATA: unknown; EVENT_ADDITIONAL: unknown; MESSAGE_ID: string }> = [];
 
+  /** How long a request hit by a 'slow' fault takes. */
+  slowMs = 600;
+
   /** Offline event ID → the process_id that read it with clear=0. */
   readonly #offlineMarks = new Map<string, string>();
 
@@ -389,7 +392,12 @@ export class BitrixEmulator {
     if (!methodSeg) return this.#fail(res, entry, new EmuError(404, 'ERROR_METHOD_NOT_FOUND', 'Method not found!'));
 
     const subMethods = method.toLowerCase() === 'batch' ? batchMethods(params.cmd) : [];
-    const fault = this.#takeFault([method, ...subMethods], true);
+    let fault = this.#takeFault([method, ...subMethods], true);
+    if (fault === 'slow') {
+      // A slow portal: answered normally, after slowMs.
+      await new Promise((r) => setTimeout(r, this.slowMs));
+      fault = undefined;
+    }
     if (fault === 'network' || fault === 'hang') {
       this.#log(entry);
       if (fault === 'network') req.socket.destroy();
