@@ -6,34 +6,17 @@
  * after the agent's channel appears — where Asterisk sets an Originate's variables.
  */
 import { expect, test } from '@jest/globals';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AmiParser } from '../../src/ami/parser.ts';
-import { toCallEvent } from '../../src/ami/to-call-event.ts';
 import type { CallEvent } from '../../src/calls/events.ts';
 import type { Intent } from '../../src/calls/intents.ts';
-import { CallMachine } from '../../src/calls/machine.ts';
-import { LAB_CONFIG, TRACE_EPOCH_MS } from '../support/trace-machine.ts';
+import { stepAll, traceCallEvents, TRACE_EPOCH_MS } from '../support/trace-machine.ts';
 
 const TRACE = join(import.meta.dirname, '../fixtures/ami/click-to-call-answered.jsonl');
 const CALL_ID = 'externalCall.5d1c0b3a.1795324335';
 
-function traceEvents(): CallEvent[] {
-  const out: CallEvent[] = [];
-  for (const line of readFileSync(TRACE, 'utf8').split('\n').slice(1).filter(Boolean)) {
-    const rec = JSON.parse(line) as { t: number; dir: string; raw: string };
-    if (rec.dir !== 'in') continue;
-    for (const m of new AmiParser().push(rec.raw)) {
-      const e = toCallEvent({ ...m, receivedAt: TRACE_EPOCH_MS + Math.round(rec.t) });
-      if (e) out.push(e);
-    }
-  }
-  return out;
-}
-
 /** The trace with the click committed first and, when `withVariable`, the agent channel's B24_CALL_ID VarSet. */
 function clickEvents(withVariable: boolean, deadline: number): CallEvent[] {
-  const events = traceEvents();
+  const events = traceCallEvents(TRACE);
   const first = events.findIndex((e) => e.type === 'channelNew')!;
   const agent = (events[first] as Extract<CallEvent, { type: 'channelNew' }>).channel;
   const started: CallEvent = {
@@ -43,17 +26,7 @@ function clickEvents(withVariable: boolean, deadline: number): CallEvent[] {
   return [started, ...events.slice(0, first + 1), ...(withVariable ? [variable] : []), ...events.slice(first + 1)];
 }
 
-function run(events: CallEvent[]): Intent[] {
-  const machine = new CallMachine(LAB_CONFIG);
-  let world = machine.initial();
-  const intents: Intent[] = [];
-  for (const e of events) {
-    const r = machine.step(world, e);
-    world = r.world;
-    intents.push(...r.intents);
-  }
-  return intents;
-}
+const run = (events: CallEvent[]): Intent[] => stepAll(events).intents;
 
 const brief = (intents: Intent[]) => intents.map((i) => [i.kind, i.kind === 'register' ? i.existingCallId ?? 'new'
   : i.kind === 'finish' ? `${i.status} user=${i.bitrixUserId ?? '-'} ext=${i.extension ?? '-'}` : '']);

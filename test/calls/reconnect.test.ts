@@ -4,44 +4,20 @@
  * recording shows these races, so the events after the cut are written here.
  */
 import { expect, test } from '@jest/globals';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AmiParser } from '../../src/ami/parser.ts';
-import { toCallEvent } from '../../src/ami/to-call-event.ts';
 import type { CallEvent } from '../../src/calls/events.ts';
-import type { Intent } from '../../src/calls/intents.ts';
-import { CallMachine } from '../../src/calls/machine.ts';
-import { LAB_CONFIG, TRACE_EPOCH_MS } from '../support/trace-machine.ts';
+import { stepAll, traceCallEvents, TRACE_EPOCH_MS } from '../support/trace-machine.ts';
 
 const TRACE = join(import.meta.dirname, '../fixtures/ami/inbound-answered.jsonl');
 
 /** The trace's call events up to (not including) the first event matching `stop`. */
 function eventsUntil(stop: (e: CallEvent) => boolean): CallEvent[] {
-  const out: CallEvent[] = [];
-  for (const line of readFileSync(TRACE, 'utf8').split('\n').slice(1).filter(Boolean)) {
-    const rec = JSON.parse(line) as { t: number; dir: string; raw: string };
-    if (rec.dir !== 'in') continue;
-    for (const m of new AmiParser().push(rec.raw)) {
-      const e = toCallEvent({ ...m, receivedAt: TRACE_EPOCH_MS + Math.round(rec.t) });
-      if (!e) continue;
-      if (stop(e)) return out;
-      out.push(e);
-    }
-  }
-  return out;
+  const all = traceCallEvents(TRACE);
+  const cut = all.findIndex(stop);
+  return cut < 0 ? all : all.slice(0, cut);
 }
 
-function run(events: CallEvent[]): { intents: Intent[]; machine: CallMachine; world: ReturnType<CallMachine['initial']> } {
-  const machine = new CallMachine(LAB_CONFIG);
-  let world = machine.initial();
-  const intents: Intent[] = [];
-  for (const e of events) {
-    const r = machine.step(world, e);
-    world = r.world;
-    intents.push(...r.intents);
-  }
-  return { intents, machine, world };
-}
+const run = (events: CallEvent[]) => stepAll(events);
 
 const TRUNK = { channelId: '1795324160.126', linkedId: '1795324160.126', name: 'PJSIP/provider-00000043' };
 const AGENT = { channelId: '1795324160.127', linkedId: '1795324160.126', name: 'PJSIP/101-00000044' };

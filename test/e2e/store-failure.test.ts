@@ -6,13 +6,10 @@
  */
 import { afterEach, expect, test } from '@jest/globals';
 import Database from 'better-sqlite3';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AmiSimulator } from '../fakes/ami-simulator.ts';
-import { BitrixEmulator } from '../fakes/bitrix-emulator.ts';
 import { createRecordings } from '../fakes/recordings.ts';
-import { freePort, waitFor } from '../ops/support.ts';
+import { freePort, startProcessFakes, waitFor } from '../ops/support.ts';
 import { killIfAlive, spawnDaemon } from '../support/cli.ts';
 import { AMI_SECRET, APP_TOKEN, compact, FIXTURES, PBX_MONITOR_DIR } from '../support/e2e.ts';
 
@@ -27,14 +24,7 @@ afterEach(async () => {
 });
 
 test('a batch that could not be saved: the click it carried is fed again after reconciling, and its call finished as the click', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ab24-store-'));
-  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-  const bitrix = new BitrixEmulator();
-  await bitrix.listen();
-  cleanup.push(() => bitrix.close());
-  const ami = new AmiSimulator({ secret: AMI_SECRET });
-  await ami.listen();
-  cleanup.push(() => ami.close());
+  const { dir, bitrix, ami } = await startProcessFakes('ab24-store-', cleanup);
   const monitor = join(dir, 'monitor');
   mkdirSync(monitor);
   createRecordings(monitor, [TRACE]);

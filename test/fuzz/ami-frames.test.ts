@@ -7,15 +7,13 @@
  * the right Bitrix24 requests.
  */
 import { afterEach, expect, test } from '@jest/globals';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AmiSimulator, readTrace } from '../fakes/ami-simulator.ts';
-import { BitrixEmulator } from '../fakes/bitrix-emulator.ts';
+import { readTrace } from '../fakes/ami-simulator.ts';
 import { createRecordings } from '../fakes/recordings.ts';
 import { AMI_SECRET, compact, FIXTURES, PBX_MONITOR_DIR } from '../support/e2e.ts';
-import { freePort, metric, waitFor } from '../ops/support.ts';
+import { freePort, metric, startProcessFakes, waitFor } from '../ops/support.ts';
 import { mutateFrame, rng } from './mutate.ts';
 import { killIfAlive, spawnDaemon } from '../support/cli.ts';
 
@@ -53,14 +51,7 @@ async function startProxy(upstreamPort: number) {
 }
 
 test(`${FRAMES} random and mutated AMI frames: no crash, E_AMI_PROTOCOL lines, bounded heap, and a real call still comes out right`, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ab24-fuzz-'));
-  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-  const bitrix = new BitrixEmulator();
-  await bitrix.listen();
-  cleanup.push(() => bitrix.close());
-  const ami = new AmiSimulator({ secret: AMI_SECRET });
-  await ami.listen();
-  cleanup.push(() => ami.close());
+  const { dir, bitrix, ami } = await startProcessFakes('ab24-fuzz-', cleanup);
   const proxy = await startProxy(ami.port);
   cleanup.push(() => proxy.close());
   const monitor = join(dir, 'monitor');

@@ -6,14 +6,11 @@
  * carries a secret.
  */
 import { afterEach, expect, test } from '@jest/globals';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AmiSimulator } from '../fakes/ami-simulator.ts';
-import { BitrixEmulator } from '../fakes/bitrix-emulator.ts';
 import { AMI_SECRET } from '../support/e2e.ts';
-import { freePort, waitFor } from '../ops/support.ts';
+import { freePort, startProcessFakes, waitFor } from '../ops/support.ts';
 import { rng } from './mutate.ts';
 import { killIfAlive, spawnDaemon } from '../support/cli.ts';
 
@@ -73,14 +70,7 @@ function mutatedRequest(r: () => number): { kind: string; data: Buffer } {
 }
 
 test(`${REQUESTS} mutated HTTP requests to every endpoint: no crash, no 5xx, 4xx for the malformed, logged, no secret in a response`, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ab24-hfuzz-'));
-  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-  const bitrix = new BitrixEmulator();
-  await bitrix.listen();
-  cleanup.push(() => bitrix.close());
-  const ami = new AmiSimulator({ secret: AMI_SECRET });
-  await ami.listen();
-  cleanup.push(() => ami.close());
+  const { dir, bitrix, ami } = await startProcessFakes('ab24-hfuzz-', cleanup);
   const port = await freePort();
   const config = join(dir, 'config.yaml');
   // A local application: /bitrix24/install is live (a webhook config answers it with a plain 404).

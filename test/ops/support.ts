@@ -100,3 +100,23 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+/** The fakes for a daemon run as a separate process: a scratch dir, the Bitrix24 emulator and the AMI simulator. */
+export interface ProcessFakes {
+  dir: string;
+  bitrix: BitrixEmulator;
+  ami: AmiSimulator;
+}
+
+/** Starts them and registers their teardown (last in, first out) on `cleanup`. */
+export async function startProcessFakes(prefix: string, cleanup: Array<() => unknown>): Promise<ProcessFakes> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+  const bitrix = new BitrixEmulator();
+  await bitrix.listen();
+  cleanup.push(() => bitrix.close());
+  const ami = new AmiSimulator({ secret: AMI_SECRET });
+  await ami.listen();
+  cleanup.push(() => ami.close());
+  return { dir, bitrix, ami };
+}

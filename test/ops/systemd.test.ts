@@ -8,10 +8,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AmiSimulator } from '../fakes/ami-simulator.ts';
-import { BitrixEmulator } from '../fakes/bitrix-emulator.ts';
 import { AMI_SECRET } from '../support/e2e.ts';
-import { waitFor } from './support.ts';
+import { startProcessFakes, waitFor } from './support.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'src/cli.ts');
@@ -39,19 +37,12 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, lines: string[
 
 const canNotify = has('systemd-notify') && has('python3');
 (canNotify ? test : test.skip)('READY=1, WATCHDOG=1 only while AMI answers its keepalive, STOPPING=1 on SIGTERM', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ab24-sd-'));
-  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+  const { dir, bitrix, ami } = await startProcessFakes('ab24-sd-', cleanup);
   const socketPath = join(dir, 'notify.sock');
   const notes: string[] = [];
   run('python3', [join(ROOT, 'test/fakes/notify-socket.py'), socketPath], { PATH: process.env.PATH ?? '' }, notes);
   await waitFor(() => notes.includes('LISTENING'), 10_000, 'the notify socket');
 
-  const bitrix = new BitrixEmulator();
-  await bitrix.listen();
-  cleanup.push(() => bitrix.close());
-  const ami = new AmiSimulator({ secret: AMI_SECRET });
-  await ami.listen();
-  cleanup.push(() => ami.close());
   const config = join(dir, 'config.yaml');
   writeFileSync(config, `
 ami: { host: 127.0.0.1, port: ${ami.port}, username: bx24, secret: ${AMI_SECRET}, keepalive_interval_ms: 200, keepalive_timeout_ms: 300, reconnect_max_delay_ms: 200 }

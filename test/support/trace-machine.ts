@@ -8,7 +8,9 @@ import { AmiParser } from '../../src/ami/parser.ts';
 import type { AmiMessage } from '../../src/ami/message.ts';
 import { snapshotFromCoreShowChannels, toCallEvent } from '../../src/ami/to-call-event.ts';
 import { CallMachine, type MachineConfig } from '../../src/calls/machine.ts';
+import type { CallEvent } from '../../src/calls/events.ts';
 import type { Intent } from '../../src/calls/intents.ts';
+import type { World } from '../../src/calls/model.ts';
 
 export const TRACE_EPOCH_MS = Date.UTC(2026, 10, 22, 9, 0, 0);
 
@@ -22,6 +24,33 @@ export function traceHeader(path: string): TraceHeader {
 }
 
 export const LAB_CONFIG: MachineConfig = { extensionPattern: '^\\d{2,5}$', trunks: ['provider'] };
+
+/** A trace's call events (what toCallEvent makes of its `in` messages), dated by their recorded `t`. */
+export function traceCallEvents(path: string): CallEvent[] {
+  const out: CallEvent[] = [];
+  for (const line of readFileSync(path, 'utf8').split('\n').slice(1).filter(Boolean)) {
+    const rec = JSON.parse(line) as { t: number; dir: string; raw: string };
+    if (rec.dir !== 'in') continue;
+    for (const m of new AmiParser().push(rec.raw)) {
+      const e = toCallEvent({ ...m, receivedAt: TRACE_EPOCH_MS + Math.round(rec.t) });
+      if (e) out.push(e);
+    }
+  }
+  return out;
+}
+
+/** Steps `events` through a fresh machine: every intent, and the machine and world it ended with. */
+export function stepAll(events: CallEvent[], config: MachineConfig = LAB_CONFIG): { intents: Intent[]; machine: CallMachine; world: World } {
+  const machine = new CallMachine(config);
+  let world = machine.initial();
+  const intents: Intent[] = [];
+  for (const e of events) {
+    const r = machine.step(world, e);
+    world = r.world;
+    intents.push(...r.intents);
+  }
+  return { intents, machine, world };
+}
 
 export function runTrace(path: string, config: MachineConfig = LAB_CONFIG): Intent[] {
   const machine = new CallMachine(config);
