@@ -70,7 +70,7 @@ export interface DispatcherOptions {
 
 /** What each op resolved to; stored by the outbox, read by later ops of the call through `prior`. */
 export type DispatchResult =
-  | { sent: true; callId?: string; detail?: unknown }
+  | { sent: true; callId?: string; detail?: unknown; userId?: number }
   | { sent: false; skipped: string };
 
 type Prior = ReadonlyMap<string, { status: 'done' | 'dead'; result: unknown }>;
@@ -193,7 +193,10 @@ export class Dispatcher {
       this.#log.info(`click-to-call ${intent.existingCallId}: using Bitrix24's own registration`, { callId: facts.call_id });
       // The entity Bitrix24 bound its call to, as a registration's result would name it (for business processes).
       const e = intent.crmEntity;
-      return { sent: true, callId: intent.existingCallId, ...(e ? { detail: { crmEntityType: e.type, crmEntityId: e.id } } : {}) };
+      return {
+        sent: true, callId: intent.existingCallId, ...(e ? { detail: { crmEntityType: e.type, crmEntityId: e.id } } : {}),
+        ...(intent.bitrixUserId !== undefined ? { userId: intent.bitrixUserId } : {}),
+      };
     }
     // Black/white lists from the config first; a need_registration script, when there is one, has the last word.
     const listed = this.#o.crm?.registrationAllowed({
@@ -260,7 +263,7 @@ export class Dispatcher {
       entity = { entityType: parsed.crmEntityType as CallEntity['entityType'], entityId: parsed.crmEntityId, wasCreated: parsed.crmCreatedEntities.length > 0 };
     }
     this.#log.info(`registered ${intent.direction} call ${phone} for user ${String(params['USER_ID'])} → ${parsed.callId}`, { callId: facts.call_id });
-    return { sent: true, callId: parsed.callId, detail: { ...parsed, ...(entity ? { entity } : {}) } };
+    return { sent: true, callId: parsed.callId, detail: { ...parsed, ...(entity ? { entity } : {}) }, userId: Number(params['USER_ID']) };
   }
 
   /** The CRM service's key for a call (created entities, tasks): stable across its registrations. */
@@ -323,7 +326,7 @@ export class Dispatcher {
     }
     const res = await this.#o.client.call(TELEPHONY_METHODS.finish, params);
     this.#log.info(`finished ${callId}: status ${String(params['STATUS_CODE'])}, ${String(params['DURATION'])} s, user ${String(params['USER_ID'])}`, { callId: payload.facts.call_id });
-    return { sent: true, callId, detail: res.result };
+    return { sent: true, callId, detail: res.result, userId: Number(params['USER_ID']) };
   }
 
   /** PBX path → the same file as the daemon sees it (recordings.pbx_dir may be mounted elsewhere here). */

@@ -103,6 +103,8 @@ export class FollowUps {
           kind: 'bizproc', event, templateId: bp.templateId,
           parameters: {
             call_id: r.callId ?? '', phone: facts.external_number, direction: facts.direction, extension: facts.extension,
+            // The user the request named (who answered, for a finish); a recording's comes from the registration.
+            user_id: Number.isInteger(r.userId) ? r.userId! : 0,
             did: facts.did, status: intent.kind === 'finish' ? intent.status : '', duration: intent.kind === 'finish' ? intent.durationSec : 0,
             record: intent.kind === 'attachRecord' ? intent.paths[0] ?? '' : '',
           },
@@ -128,14 +130,17 @@ export class FollowUps {
     }
     // The business process runs on the call's CRM entity, as Bitrix24 bound it at registration.
     const reg = prior.get(opKey(p.pbx, { kind: 'register', callKey: p.callKey, regId: p.regId } as never, 0));
-    const detail = ((reg?.result as DispatchResult | undefined) as { detail?: { crmEntityType?: string; crmEntityId?: number } } | undefined)?.detail;
+    const registered = reg?.result as DispatchResult | undefined;
+    const detail = (registered as { detail?: { crmEntityType?: string; crmEntityId?: number } } | undefined)?.detail;
+    const parameters = { ...f.parameters };
+    if (!parameters['user_id'] && registered?.sent && registered.userId) parameters['user_id'] = registered.userId;
     const doc = detail?.crmEntityType ? DOCUMENTS[detail.crmEntityType.toUpperCase()] : undefined;
     if (!doc || !detail?.crmEntityId) {
       this.#log.info(`business process ${f.templateId} (${f.event}) not started: the call has no CRM entity`, { callId: p.callKey });
       return { sent: false, skipped: 'no CRM entity' };
     }
     await this.#o.client.call('bizproc.workflow.start', {
-      TEMPLATE_ID: f.templateId, DOCUMENT_ID: ['crm', doc[0], `${doc[1]}_${detail.crmEntityId}`], PARAMETERS: f.parameters,
+      TEMPLATE_ID: f.templateId, DOCUMENT_ID: ['crm', doc[0], `${doc[1]}_${detail.crmEntityId}`], PARAMETERS: parameters,
     });
     this.#log.info(`business process ${f.templateId} started on ${doc[1]} ${detail.crmEntityId} (${f.event})`, { callId: p.callKey });
     return { sent: true };

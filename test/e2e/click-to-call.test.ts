@@ -54,7 +54,7 @@ describe('ONEXTERNALCALLSTART → Originate → the given CALL_ID is finished', 
     await h.bitrix.waitFor((reqs) => reqs.some((r) => r.method === 'bizproc.workflow.start'));
     expect(h.bitrix.requests.filter((r) => r.method === 'bizproc.workflow.start').map((r) => r.params)).toEqual([{
       TEMPLATE_ID: 21, DOCUMENT_ID: ['crm', 'CCrmDocumentContact', 'CONTACT_7'],
-      PARAMETERS: { call_id: callId, phone: '89161234567', direction: 'outgoing', extension: '101', did: '', status: '200', duration: 4, record: '' },
+      PARAMETERS: { call_id: callId, phone: '89161234567', direction: 'outgoing', extension: '101', user_id: 2, did: '', status: '200', duration: 4, record: '' },
     }]);
   });
 

@@ -97,7 +97,7 @@ describe('business processes on call events', () => {
     const leadId = [...h.bitrix.calls.values()][0]!.crmEntityId;
     expect(starts).toEqual([
       { TEMPLATE_ID: 12, DOCUMENT_ID: ['crm', 'CCrmDocumentLead', `LEAD_${leadId}`], PARAMETERS: {
-        call_id: [...h.bitrix.calls.keys()][0], phone: '+79161234567', direction: 'incoming', extension: '101', did: '74951234567',
+        call_id: [...h.bitrix.calls.keys()][0], phone: '+79161234567', direction: 'incoming', extension: '101', user_id: 2, did: '74951234567',
         status: '200', duration: 5, record: '' } },
       { TEMPLATE_ID: 14, DOCUMENT_ID: ['crm', 'CCrmDocumentLead', `LEAD_${leadId}`], PARAMETERS: expect.objectContaining({
         record: '/var/spool/asterisk/monitor/2026/11/22/1795324160.126.wav' }) },
