@@ -102,7 +102,8 @@ export class BatchingCaller implements RestCaller {
     const commands = Object.fromEntries(chunk.map((q, i) => [`c${i}`, { method: q.method, params: q.params }]));
     let res;
     try {
-      const timeoutMs = Math.min(MAX_BATCH_TIMEOUT_MS, this.#client.timeoutMs * (1 + chunk.length / 25));
+      const base = this.#client.timeoutMs;
+      const timeoutMs = Math.max(base, Math.min(MAX_BATCH_TIMEOUT_MS, base * (1 + chunk.length / 25)));
       res = await this.#client.batch(commands, { halt: false, timeoutMs });
     } catch (err) {
       // The batch itself failed (network, limits, auth): every command failed the same way.

@@ -134,8 +134,11 @@ export interface SnapshotEvent extends Base {
    * created after the request may be missing from the list without having hung up. Absent: all known channels.
    */
   knownBefore?: string[];
-  /** `ageMs`: how long the channel has existed (CoreShowChannel Duration), to date a call we join mid-way. */
-  channels: Array<ChannelRef & { bridgeId?: string; ageMs?: number }>;
+  /**
+   * `ageMs`: how long the channel has existed (CoreShowChannel Duration), to date a call we join mid-way.
+   * `variables`: the call facts its channel variables carry (read with Status alongside the list).
+   */
+  channels: Array<ChannelRef & { bridgeId?: string; ageMs?: number; variables?: Array<{ name: VarSetEvent['name']; value: string }> }>;
 }
 
 export type CallEvent =

@@ -15,7 +15,7 @@
 import { ChannelClassifier, isWithheld, localPartnerName, numberFromDialString, type ClassifyConfig } from './channels.ts';
 import type {
   BridgeEvent, CallEvent, ChannelRef, ClickToCallEvent, ClickToCallFailedEvent, DialBeginEvent, DialEndEvent, HangupEvent,
-  SnapshotEvent, TransferEvent,
+  SnapshotEvent, TransferEvent, VarSetEvent,
 } from './events.ts';
 import type { FinishStatus, Intent, RegisterIntent } from './intents.ts';
 import type { Call, Channel, Conversation, Registration, World } from './model.ts';
@@ -98,10 +98,7 @@ class Step {
         return;
       case 'varSet': {
         const hit = this.#channel(e.channel, e.at, false);
-        if (!hit) return;
-        if (e.name === 'recording' && e.value && !hit.call.recordings.includes(e.value)) hit.call.recordings.push(e.value);
-        if (e.name === 'did' && e.value && hit.call.direction === 'incoming' && (!hit.call.did || hit.call.did === 's')) hit.call.did = e.value;
-        if (e.name === 'bitrixCallId' && e.value) this.#claimClick(hit.call, e.value);
+        if (hit) this.#applyVariable(hit.call, e.name, e.value);
         return;
       }
       case 'clickToCall': return this.#onClickToCall(e);
@@ -184,6 +181,14 @@ class Step {
   #onNewChannel(call: Call, ch: Channel, ref: ChannelRef): void {
     if (call.originId !== ch.id || call.direction) return;
     if (ch.kind === 'trunk') this.#becomeIncoming(call, ch, ref.exten);
+  }
+
+  /** A channel variable that carries a call fact (VarSet live, or Status with a reconnect's snapshot). */
+  #applyVariable(call: Call, name: VarSetEvent['name'], value: string): void {
+    if (!value) return;
+    if (name === 'recording' && !call.recordings.includes(value)) call.recordings.push(value);
+    if (name === 'did' && call.direction === 'incoming' && (!call.did || call.did === 's')) call.did = value;
+    if (name === 'bitrixCallId') this.#claimClick(call, value);
   }
 
   #becomeIncoming(call: Call, ch: Channel, exten: string | undefined): void {
@@ -272,18 +277,22 @@ class Step {
     }
     const unregisteredInternal = call.direction === 'internal' && call.registrations.length === 0;
     if (call.direction && !unregisteredInternal) return; // a second trunk leg of an outgoing call
-    call.direction = 'outgoing';
-    call.trunk = dest.endpoint;
     const number = numberFromDialString(e.dialString) ?? caller?.exten ?? dest.exten ?? '';
+    this.#becomeOutgoing(call, dest, number, this.#extensionChannel(call, caller), e.at);
+  }
+
+  /** An extension's call out through `trunk` to `number`: registered for that extension, ringing from `at`. */
+  #becomeOutgoing(call: Call, trunk: Channel, number: string, agent: Channel | undefined, at: number): void {
+    call.direction = 'outgoing';
+    call.trunk = trunk.endpoint;
     call.externalNumber = number;
     call.withheld = isWithheld(number);
-    const agent = this.#extensionChannel(call, caller);
     if (agent) call.originExtension = agent.endpoint;
     delete call.anchorId;
     delete call.peerExtension;
     const conv = agent ? this.#conversation(call, agent, 'caller', agent.endpoint, true) : undefined;
-    if (conv) conv.ringingAt = e.at;
-    const reg = this.#openRegistration(call, agent?.endpoint, e.at, conv);
+    if (conv) conv.ringingAt = at;
+    const reg = this.#openRegistration(call, agent?.endpoint, at, conv);
     if (conv) this.#attach(reg, conv);
     if (agent && this.#showCard === 'ringing') this.#show(call, reg, [agent.endpoint]);
   }
@@ -627,6 +636,7 @@ class Step {
     const call = e.channelId ? this.#callOf(e.channelId) : undefined;
     // A channel we have not seen stays pending: its B24_CALL_ID (Status after a reconnect) or the deadline ends it.
     if (!call || call.endedAt !== undefined) return;
+    if (call.registrations.length > 0 && !call.registrations[0]!.existingCallId) return; // as in #claimClick
     const crmEntity = this.#w.clickPending[e.bitrixCallId]?.crmEntity ?? call.clickToCall?.crmEntity;
     delete this.#w.clickPending[e.bitrixCallId];
     call.clickToCall = {
@@ -679,6 +689,9 @@ class Step {
    */
   #claimClick(call: Call, bitrixCallId: string): void {
     if (call.clickToCall || this.#w.clickToCallDone[bitrixCallId] !== undefined) return;
+    // Already registered as an ordinary call (its variable came too late): the click stays pending and ends as
+    // failed at its deadline rather than never.
+    if (call.registrations.length > 0 && !call.registrations[0]!.existingCallId) return;
     const pending = this.#w.clickPending[bitrixCallId];
     delete this.#w.clickPending[bitrixCallId];
     call.clickToCall = pending
@@ -826,12 +839,26 @@ class Step {
       }
       if (call.originId === ch.id && !call.direction && ch.kind === 'trunk') this.#becomeIncoming(call, ch, ref.exten);
     }
+    // Variables read with the snapshot (Status): before anything is registered, so a click-to-call joined
+    // mid-way is finished on Bitrix24's CALL_ID instead of being registered a second time.
+    for (const ref of e.channels) {
+      const call = ref.variables?.length ? this.#callOf(ref.channelId) : undefined;
+      if (call) for (const v of ref.variables!) this.#applyVariable(call, v.name, v.value);
+    }
     for (const key of [...this.touched]) {
       const call = this.#w.calls[key];
       if (!call || call.direction) continue;
-      // Origin unknown (it hung up before we came): an inbound trunk leg with an agent makes it incoming.
       const trunk = Object.values(call.channels).find((c) => c.kind === 'trunk' && c.hungUpAt === undefined);
-      if (trunk) this.#becomeIncoming(call, trunk, trunk.exten);
+      if (!trunk) continue;
+      if (call.clickToCall) {
+        // Bitrix24's click: the agent's phone dialled the client.
+        const origin = call.originId ? call.channels[call.originId] : undefined;
+        const agent = origin?.kind === 'extension' ? origin : Object.values(call.channels).find((c) => c.kind === 'extension' && c.hungUpAt === undefined);
+        this.#becomeOutgoing(call, trunk, call.clickToCall.number ?? trunk.exten ?? '', agent, e.at);
+        continue;
+      }
+      // Origin unknown (it hung up before we came): an inbound trunk leg with an agent makes it incoming.
+      this.#becomeIncoming(call, trunk, trunk.exten);
     }
     this.#recomputeAll(e.at);
   }

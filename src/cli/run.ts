@@ -13,7 +13,8 @@ export async function runCommand(configPath: string): Promise<number> {
   const config = loadConfig(configPath);
   const log = createLogger({ level: config.log.level, format: config.log.format });
   process.on('unhandledRejection', (reason) => log.error(`unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`));
-  const daemon = new Daemon({ config, log });
+  let fatal: ((err: Error) => void) | undefined;
+  const daemon = new Daemon({ config, log, onFatal: (err) => fatal?.(err) });
   try {
     await daemon.start();
   } catch (err) {
@@ -24,15 +25,20 @@ export async function runCommand(configPath: string): Promise<number> {
     throw err;
   }
   const systemd = startSystemd(daemon, { log });
-  await new Promise<void>((resolve) => {
+  const code = await new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       log.info(`${signal} received: stopping`);
-      resolve();
+      resolve(0);
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // Exit non-zero: systemd (Restart=always) starts the daemon again from the saved state.
+    fatal = (err) => {
+      log.error(`stopping: the state in memory cannot be trusted (${err.message})`, { code: 'E_STORE' });
+      resolve(1);
+    };
   });
   await systemd.stopping();
   await daemon.stop();
-  return 0;
+  return code;
 }

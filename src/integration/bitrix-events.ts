@@ -31,7 +31,7 @@ export interface BitrixEventsOptions {
 
 /**
  * `done` resolves once the event's effect is committed: true, or false when it failed in a way worth another
- * delivery (an offline event is cleared from Bitrix24's queue only after true).
+ * delivery — a retryable error (an offline event is cleared from Bitrix24's queue only after true).
  */
 export type EventOutcome = { status: number; body: Record<string, unknown>; done?: Promise<boolean> };
 
@@ -92,14 +92,14 @@ export class BitrixEvents {
       const done = this.#o.clickToCall.start({
         bitrixCallId: callId, bitrixUserId: userId, phone: str(data?.PHONE_NUMBER) ?? phone, ...(crmEntity ? { crmEntity } : {}),
       })
-        .then(() => true, (err: Error) => { this.#log.error(`click-to-call ${callId}: ${err.message}`); return false; });
+        .then(() => true, (err: Error) => { this.#log.error(`click-to-call ${callId}: ${err.message}`); return !isRetryable(err); });
       return { status: 200, body: { ok: true }, done };
     }
     if (name === 'ONEXTERNALCALLBACKSTART') {
       const phone = str(data?.PHONE_NUMBER);
       if (!phone) return { status: 400, body: { error: 'data[PHONE_NUMBER] is required' } };
       const done = this.#callback(phone, data ?? {})
-        .then(() => true, (err: Error) => { this.#log.error(`callback to ${phone}: ${err.message}`); return false; });
+        .then(() => true, (err: Error) => { this.#log.error(`callback to ${phone}: ${err.message}`); return !isRetryable(err); });
       return { status: 200, body: { ok: true }, done };
     }
     this.#log.info(`Bitrix24 event ${name || '(none)'} ignored: not one the daemon handles`);
@@ -122,6 +122,11 @@ export class BitrixEvents {
     const crmEntity = crmEntityOf(data);
     await this.#o.clickToCall.start({ bitrixCallId: callId, bitrixUserId: this.#o.defaultUserId, phone, ...(crmEntity ? { crmEntity } : {}) });
   }
+}
+
+/** A failure worth another delivery (Bitrix24 or the network briefly unavailable); permanent ones are not. */
+function isRetryable(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { retryable?: unknown }).retryable === true;
 }
 
 /** CRM_ENTITY_TYPE / CRM_ENTITY_ID of an event, when both are there and sane. */

@@ -120,9 +120,9 @@ export class ClickToCall {
       ...(req.crmEntity ? { crmEntity: req.crmEntity } : {}),
     });
     if (!this.#session.flush()) {
-      // Not even the pending click could be saved: ringing phones now could leave a call nobody follows.
-      this.#seen.delete(req.bitrixCallId);
-      return { status: 'failed', reason: 'failed', detail: 'the state database refused the write (see the E_STORE error)' };
+      // Not even the pending click could be saved: ringing phones now could leave a call nobody follows. The
+      // failure is queued behind it (both are fed again once the database takes writes), so the call ends.
+      return this.#fail(req, extension, number, 'failed', 'the state database refused the write (E_STORE): nothing was rung');
     }
     let actionId = '';
     try {

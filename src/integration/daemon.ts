@@ -54,6 +54,11 @@ export interface DaemonOptions {
   onIntents?: (pbx: string, intents: Intent[], calls: Record<string, Call>) => void;
   /** Start without AMI connections (replay). */
   withoutAmi?: boolean;
+  /**
+   * The in-memory state can no longer be trusted (the state database failed a write and then a read): the
+   * caller should stop the daemon and exit, so that it starts again from what was saved. Default: logged only.
+   */
+  onFatal?: (err: Error) => void;
 }
 
 export class Daemon {
@@ -141,6 +146,7 @@ export class Daemon {
         },
         ...(client ? { ami: client } : {}),
         ...(o.onIntents ? { onIntents: (intents, calls) => o.onIntents!(ami.name, intents, calls) } : {}),
+        ...(o.onFatal ? { onFatal: o.onFatal } : {}),
       }));
     }
     this.http = config.http.enabled && !o.withoutAmi ? new HttpServer({ daemon: this, log }) : undefined;
@@ -199,12 +205,13 @@ export class Daemon {
     this.#stopCheckpoints?.();
     this.ops?.close();
     await this.http?.stop();
-    await this.offlineEvents?.stop();
-    for (const s of this.sessions) await s.stop();
-    // Requests waiting for the rate limit (a method blocked for minutes) must not hold up SIGTERM: the limiter
-    // lets them go, and the outbox leaves them pending for the next start. Requests already sent finish.
+    // Requests waiting for the rate limit (a method blocked for minutes) must not hold up SIGTERM: the outbox
+    // stops taking work, the limiter lets its waiters go (the outbox leaves theirs pending for the next start,
+    // an offline poll gives up), and requests already sent finish.
     const outboxStopped = this.outbox.stop();
     this.limiter.close();
+    await this.offlineEvents?.stop();
+    for (const s of this.sessions) await s.stop();
     await outboxStopped;
     this.users.stop();
     await this.hooks.stop();

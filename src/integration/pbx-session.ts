@@ -12,7 +12,7 @@ import type { AmiClient } from '../ami/client.ts';
 import type { AmiMessage } from '../ami/message.ts';
 import { snapshotFromCoreShowChannels, STATUS_VARIABLES, toCallEvent, varSetsFromStatus } from '../ami/to-call-event.ts';
 import { coalesceCards } from '../calls/coalesce.ts';
-import type { CallEvent } from '../calls/events.ts';
+import type { CallEvent, SnapshotEvent, VarSetEvent } from '../calls/events.ts';
 import type { Intent } from '../calls/intents.ts';
 import { CallMachine, type MachineConfig } from '../calls/machine.ts';
 import type { Call, World } from '../calls/model.ts';
@@ -24,8 +24,16 @@ import { opKey, type IntentOp } from './dispatcher.ts';
 
 /** How often time is fed to the machine while click-to-call Originates await their outcome. */
 const CLICK_TICK_MS = 1000;
+/** How long a carried event is worth feeding again. */
+const CARRIED_MAX_AGE_MS = 10 * 60_000;
 /** Events that come from Bitrix24, not from Asterisk: a reconciliation cannot recover them, so they are kept. */
 const NOT_FROM_ASTERISK = new Set<CallEvent['type']>(['clickToCall', 'clickToCallFailed', 'clickToCallStarted']);
+
+interface ReconcileStatus {
+  actionId: string;
+  vars: Map<string, VarSetEvent[]>;
+  done: boolean;
+}
 
 interface PersistedCall {
   call: Call;
@@ -43,6 +51,8 @@ export interface PbxSessionOptions {
   ami?: AmiClient;
   /** Observers (the demo prints intents; replay collects them). */
   onIntents?: (intents: Intent[], calls: Record<string, Call>) => void;
+  /** The state in memory is ahead of the database and could not be reloaded (see DaemonOptions.onFatal). */
+  onFatal?: (err: Error) => void;
 }
 
 export class PbxSession {
@@ -53,6 +63,7 @@ export class PbxSession {
   readonly #log: Logger;
   readonly #ami: AmiClient | undefined;
   readonly #onIntents: PbxSessionOptions['onIntents'];
+  readonly #onFatal: PbxSessionOptions['onFatal'];
   #world: World;
   #emitted = new Map<string, number>();
   #pending: CallEvent[] = [];
@@ -61,8 +72,16 @@ export class PbxSession {
   /** The CoreShowChannels being answered: its ActionID and the channels we knew when it was sent. */
   #reconciling: { actionId: string; knownBefore: string[] } | undefined;
   #reconcileTimer: NodeJS.Timeout | undefined;
-  /** The `Status` being answered for calls joined mid-way. */
-  #statusActionId: string | undefined;
+  /**
+   * The reconciliation's `Status` (with Variables): the facts per channel (recording, DID, click-to-call
+   * CALL_ID), handed to the machine with the snapshot — before anything it adopts is registered.
+   */
+  #status: ReconcileStatus | undefined;
+  /** A snapshot waiting for that Status answer; events read meanwhile wait behind it, in stream order. */
+  #heldSnapshot: SnapshotEvent | undefined;
+  #held: CallEvent[] = [];
+  /** Clicks expire only while we follow Asterisk: connected and reconciled since connecting. */
+  #reconciled = false;
   /**
    * Bitrix24-side events (clicks) of a batch that could not be saved: Asterisk can repeat its own events, not
    * these. They are fed again at the head of the next batch (their call is usually among the saved ones), and
@@ -71,8 +90,6 @@ export class PbxSession {
   #carriedNext: CallEvent[] = [];
   #carriedAfterSnapshot: CallEvent[] = [];
   #tickTimer: NodeJS.Timeout | undefined;
-  /** A batch was lost: its VarSets (recording, DID, click) may be too, even for channels we know. */
-  #variablesLost = false;
   #stopped = false;
 
   constructor(o: PbxSessionOptions) {
@@ -83,6 +100,7 @@ export class PbxSession {
     this.#log = o.log.child({ component: 'calls', pbx: o.name });
     this.#ami = o.ami;
     this.#onIntents = o.onIntents;
+    this.#onFatal = o.onFatal;
     const restored = this.#restore();
     this.#world = restored.world;
     this.#emitted = restored.emitted;
@@ -111,14 +129,21 @@ export class PbxSession {
     ami.on('event', (msg) => this.#onAmi(msg));
     ami.on('connected', (info) => {
       this.#log.info(`AMI connected (${info.banner}${info.reconnects ? `, reconnect #${info.reconnects}` : ''}): reconciling live channels`);
+      this.#reconciled = false;
       void this.reconcile();
     });
-    ami.on('disconnected', (info) => this.#log.warn(`AMI disconnected: ${info.reason}`));
+    ami.on('disconnected', (info) => {
+      this.#reconciled = false;
+      this.#log.warn(`AMI disconnected: ${info.reason}`);
+    });
     ami.on('error', (err) => this.#log.error(err.message, { code: err.code }));
     ami.start();
     this.#tickTimer = setInterval(() => {
-      if (Object.keys(this.#world.clickPending).length === 0) return;
-      this.feed({ type: 'tick', at: Date.now() });
+      // While Asterisk is out of sight a click's call may be up: its deadline waits for the reconciliation.
+      if (!this.#reconciled || this.#heldSnapshot) return;
+      const now = Date.now();
+      if (!Object.values(this.#world.clickPending).some((p) => p.deadline <= now)) return;
+      this.feed({ type: 'tick', at: now });
       this.flush();
     }, CLICK_TICK_MS);
     this.#tickTimer.unref();
@@ -133,13 +158,23 @@ export class PbxSession {
   }
 
   /**
-   * Asks Asterisk which channels are up. The answer is applied where it stands in the event stream (its list
-   * items are read in order with the other events), and only channels we knew when asking can be declared ended:
-   * one created meanwhile may be missing from the list. A failure is retried.
+   * Asks Asterisk which channels are up (CoreShowChannels) and what their variables say (Status), both sent at
+   * once. The list is applied where it stands in the event stream (its items are read in order with the other
+   * events), and only channels we knew when asking can be declared ended: one created meanwhile may be missing
+   * from the list. If the Status answer is not complete yet, the snapshot — and every event after it — waits
+   * for it. A failure is retried.
    */
   async reconcile(attempt = 0): Promise<void> {
     if (!this.#ami || this.#stopped) return;
     const knownBefore = Object.keys(this.#world.channelCall);
+    const status: ReconcileStatus = { actionId: '', vars: new Map(), done: false };
+    this.#status = status;
+    void this.#ami.action('Status', { Variables: STATUS_VARIABLES.join(',') }, { onActionId: (id) => { status.actionId = id; } })
+      .catch((err: Error) => this.#log.warn(`could not read the channels' variables (recordings and clicks of calls joined mid-way may be missed): ${err.message}`))
+      .finally(() => {
+        status.done = true;
+        if (this.#status === status) this.#releaseSnapshot();
+      });
     try {
       await this.#ami.action('CoreShowChannels', {}, {
         onActionId: (actionId) => {
@@ -157,29 +192,16 @@ export class PbxSession {
     }
   }
 
-  /**
-   * Calls joined mid-way missed their MixMonitorStart and DID variables: `Status` with `Variables` lists them per
-   * channel, so the recording can still be attached when the call ends. Like the snapshot, the answer is applied
-   * where it stands in the event stream (see #onAmi).
-   */
-  async #recoverVariables(): Promise<void> {
-    if (!this.#ami) return;
-    try {
-      await this.#ami.action('Status', { Variables: STATUS_VARIABLES.join(',') }, {
-        onActionId: (actionId) => { this.#statusActionId = actionId; },
-      });
-    } catch (err) {
-      this.#log.warn(`could not read the variables of calls joined mid-way: ${(err as Error).message}`);
-    } finally {
-      this.#statusActionId = undefined;
-    }
-  }
-
   #onAmi(msg: AmiMessage): void {
-    if (this.#statusActionId && msg.name === 'Status' && msg.fields['ActionID'] === this.#statusActionId) {
-      // One channel of the answer → the recording / DID / click-to-call facts it carries.
-      for (const event of varSetsFromStatus(msg)) this.feed(event);
-      this.#scheduleFlush();
+    const st = this.#status;
+    if (st && st.actionId && msg.fields['ActionID'] === st.actionId) {
+      if (msg.name === 'Status') {
+        for (const v of varSetsFromStatus(msg)) {
+          const list = st.vars.get(v.channel.channelId);
+          if (list) list.push(v);
+          else st.vars.set(v.channel.channelId, [v]);
+        }
+      }
       return;
     }
     const r = this.#reconciling;
@@ -187,20 +209,44 @@ export class PbxSession {
       if (msg.name === 'CoreShowChannel') this.#listItems.push(msg);
       if (msg.name === 'CoreShowChannelsComplete') {
         this.#reconciling = undefined;
-        const snapshot = snapshotFromCoreShowChannels(this.#listItems, Date.now());
-        this.feed({ ...snapshot, knownBefore: r.knownBefore });
-        for (const event of this.#carriedAfterSnapshot.splice(0)) this.feed(event);
+        const snapshot: SnapshotEvent = { ...snapshotFromCoreShowChannels(this.#listItems, Date.now()), knownBefore: r.knownBefore };
         this.#listItems = [];
-        this.#scheduleFlush();
-        const known = new Set(r.knownBefore);
-        if (this.#variablesLost || snapshot.channels.some((c) => !known.has(c.channelId))) void this.#recoverVariables();
-        this.#variablesLost = false;
+        if (this.#status && !this.#status.done) this.#heldSnapshot = snapshot;
+        else this.#feedSnapshot(snapshot);
       }
       return;
     }
     const event = toCallEvent(msg);
     if (!event) return;
     this.feed(event);
+    this.#scheduleFlush();
+  }
+
+  /** The snapshot, with the variables Status read for its channels, then what only Bitrix24 could repeat. */
+  #feedSnapshot(snapshot: SnapshotEvent): void {
+    const vars = this.#status?.vars;
+    this.#status = undefined;
+    this.#pending.push({
+      ...snapshot,
+      channels: snapshot.channels.map((c) => {
+        const found = vars?.get(c.channelId);
+        return found ? { ...c, variables: found.map((v) => ({ name: v.name, value: v.value })) } : c;
+      }),
+    });
+    // Older ones were long settled one way or the other (a click's deadline is minutes at most).
+    const now = Date.now();
+    this.#pending.push(...this.#carriedAfterSnapshot.splice(0).filter((e) => now - e.at < CARRIED_MAX_AGE_MS));
+    this.#reconciled = true;
+    this.#scheduleFlush();
+  }
+
+  /** The Status answer is complete (or failed): the held snapshot goes in, then the events that waited. */
+  #releaseSnapshot(): void {
+    const snapshot = this.#heldSnapshot;
+    if (!snapshot) return;
+    this.#heldSnapshot = undefined;
+    this.#feedSnapshot(snapshot);
+    this.#pending.push(...this.#held.splice(0));
     this.#scheduleFlush();
   }
 
@@ -211,8 +257,12 @@ export class PbxSession {
     setImmediate(() => this.flush());
   }
 
+  /** Queues an event for the next flush (behind a snapshot that waits for its Status, if there is one). */
   feed(event: CallEvent): void {
-    this.#pending.push(event);
+    // A click's start and failure come from Bitrix24, not from the stream: they need not wait (and a click must
+    // be saved before its Originate is written).
+    if (this.#heldSnapshot && event.type !== 'clickToCallStarted' && event.type !== 'clickToCallFailed') this.#held.push(event);
+    else this.#pending.push(event);
   }
 
   /** Steps the pending events and commits state + requests in one transaction; false when it could not be saved. */
@@ -220,8 +270,12 @@ export class PbxSession {
     this.#flushScheduled = false;
     if (this.#pending.length === 0 && this.#carriedNext.length === 0) return true;
     const carried = this.#carriedNext.splice(0);
-    const events = carried.length > 0 ? [...carried, ...this.#pending] : this.#pending;
+    const pending = this.#pending;
     this.#pending = [];
+    // Carried events go first — or right after a snapshot in this batch, which is then their last chance.
+    const snapAt = carried.length > 0 ? pending.findIndex((e) => e.type === 'snapshot') : -1;
+    const events = carried.length === 0 ? pending
+      : snapAt >= 0 ? [...pending.slice(0, snapAt + 1), ...carried, ...pending.slice(snapAt + 1)] : [...carried, ...pending];
     const intents: Intent[] = [];
     const touched: Record<string, Call> = {};
     const ended = new Set<string>();
@@ -269,21 +323,22 @@ export class PbxSession {
       // What Bitrix24 told us (clicks) is not Asterisk's to repeat: it is fed again after that snapshot.
       this.#log.error(`could not save call state, reloading it and reconciling: ${(err as Error).message}`, { code: 'E_STORE' });
       this.#carriedNext = events.filter((e) => NOT_FROM_ASTERISK.has(e.type));
-      this.#variablesLost = true;
-      // If even reading fails, the in-memory state stays (numbering included): the next save or restart decides.
       try {
         const restored = this.#restore();
         this.#world = restored.world;
         this.#emitted = restored.emitted;
       } catch (readErr) {
-        this.#log.error(`could not reload call state either: ${(readErr as Error).message}`, { code: 'E_STORE' });
+        // The machine changed the world in place: memory is now ahead of the database, and saving it later
+        // would record a batch whose requests were never queued. Only a restart from the database is sound.
+        this.#log.error(`could not reload call state either, restarting from what was saved: ${(readErr as Error).message}`, { code: 'E_STORE' });
+        this.#onFatal?.(readErr as Error);
       }
       clearTimeout(this.#reconcileTimer);
       this.#reconcileTimer = setTimeout(() => void this.reconcile(), 1000);
       this.#reconcileTimer.unref();
       return false;
     }
-    if (carried.length > 0) this.#carriedAfterSnapshot.push(...carried);
+    if (carried.length > 0 && snapAt < 0) this.#carriedAfterSnapshot.push(...carried);
     // Counters of ended calls are kept a while (bounded): a key seen again must not restart its numbering.
     if (this.#emitted.size > 50_000) for (const key of [...this.#emitted.keys()].slice(0, 10_000)) if (!this.#world.calls[key]) this.#emitted.delete(key);
     for (const op of ops) this.#logIntent(op.payload);

@@ -41,12 +41,12 @@ test('a blocked method waits on its own; other methods still go out, batched, th
 });
 
 test("a batch gets more time than one request (it runs up to 50 methods), never more than Bitrix24's own 60 s", async () => {
-  rig = await startRig({}, { timeoutMs: 300 });
-  rig.emu.slowMs = 600; // slower than one request may take, well within what a batch of 50 may
+  rig = await startRig({}, { timeoutMs: 1000 });
+  rig.emu.slowMs = 1500; // slower than one request may take, well within what a batch of 50 may
   const caller = new BatchingCaller(rig.client, { maxInFlight: 1 });
   rig.emu.failNext(1, 'slow', 'profile');
   await expect(caller.call('profile')).rejects.toMatchObject({ kind: 'network' });
-  rig.emu.failNext(1, 'slow', 'batch'); // 50 calls made at once leave as one batch
+  rig.emu.failNext(1, 'slow', 'batch'); // 50 calls made at once leave as one batch, which may take 3 s
   const results = await Promise.all(Array.from({ length: 50 }, () => caller.call('profile')));
   expect(results).toHaveLength(50);
   expect(rig.emu.requests.filter((r) => r.method === 'batch').map((r) => r.httpStatus)).toEqual([200]);

@@ -7,7 +7,7 @@
  */
 import { expect, test } from '@jest/globals';
 import { join } from 'node:path';
-import type { CallEvent } from '../../src/calls/events.ts';
+import type { BridgeEvent, CallEvent } from '../../src/calls/events.ts';
 import type { Intent } from '../../src/calls/intents.ts';
 import { stepAll, traceCallEvents, TRACE_EPOCH_MS } from '../support/trace-machine.ts';
 
@@ -65,4 +65,35 @@ test('a tick before the deadline changes nothing; a CALL_ID already finished is 
   const late = clickEvents(true, deadline).slice(1);
   const intents = run([started, { type: 'tick', at: deadline }, ...late]);
   expect(brief(intents).filter(([kind]) => kind === 'register')).toEqual([['register', CALL_ID], ['register', 'new']]);
+});
+
+test('joined mid-way (AMI was down, or the daemon restarted): the snapshot carries B24_CALL_ID, so the call is the click — not a second registration', () => {
+  const events = traceCallEvents(TRACE);
+  // Away from the Originate until both legs are bridged: the reconnect's snapshot (CoreShowChannels, with the
+  // variables Status read) is all the daemon learns of that part.
+  const bridged = events.findIndex((e) => e.type === 'bridgeEnter') + 2;
+  const agent = { channelId: '1795324335.193', linkedId: '1795324335.193', name: 'PJSIP/101-00000067', callerNum: '89161234567', state: 'up' as const };
+  const trunk = { channelId: '1795324337.194', linkedId: '1795324335.193', name: 'PJSIP/provider-00000068', state: 'up' as const };
+  const bridgeId = (events[bridged - 1] as BridgeEvent).bridgeId;
+  const at = events[bridged]!.at;
+  const snapshot: CallEvent = {
+    type: 'snapshot', at, knownBefore: [], channels: [
+      { ...agent, bridgeId, ageMs: 8000, variables: [{ name: 'bitrixCallId', value: CALL_ID }, { name: 'recording', value: '/var/spool/asterisk/monitor/2026/11/22/1795324335.193.wav' }] },
+      { ...trunk, bridgeId, ageMs: 5000 },
+    ],
+  };
+  const started = clickEvents(false, at + 60_000)[0]!;
+  const intents = stepAll([started, snapshot, ...events.slice(bridged), { type: 'tick', at: at + 3_600_000 }]).intents;
+  expect(brief(intents)).toEqual([
+    ['register', CALL_ID], // Bitrix24's own: nothing is sent for it, and no card (the agent is already talking)
+    ['finish', '200 user=2 ext=101'],
+    ['attachRecord', ''],
+  ]);
+  // The same variable arriving only after the call was registered as an ordinary one does not take the click
+  // (Bitrix24 would never hear of it again): the click ends at its deadline.
+  const late = stepAll([started, { ...snapshot, channels: snapshot.channels.map(({ variables: _, ...c }) => c) } as CallEvent,
+    { type: 'varSet', at: at + 1, channel: agent, name: 'bitrixCallId', value: CALL_ID }, ...events.slice(bridged), { type: 'tick', at: at + 3_600_000 }]).intents;
+  expect(brief(late).filter(([kind]) => kind === 'register' || kind === 'finish')).toEqual([
+    ['register', 'new'], ['finish', '200 user=- ext=101'], ['register', CALL_ID], ['finish', 'OTHER user=2 ext=101'],
+  ]);
 });

@@ -208,6 +208,23 @@ describe('bad, forged and repeated events', () => {
 });
 
 describe('events bound by the CLI, delivered offline', () => {
+  test('a callback whose clear failed is read again after a restart: cleared, not rung (nor registered) twice', async () => {
+    h = await startHarness({ trace: 'click-to-call-answered', oauth: true, actionWaitMs: 10_000, defaultUserId: 2, yaml: 'events: { mode: offline, poll_interval_ms: 600000 }' });
+    const t = h.bitrix.issueTokens();
+    await h.post('/bitrix24/install', new URLSearchParams({ 'auth[access_token]': t.accessToken, 'auth[refresh_token]': t.refreshToken, 'auth[client_endpoint]': t.clientEndpoint, 'auth[domain]': t.domain }).toString());
+    await h.daemon.offlineEvents!.stop();
+    await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
+    h.bitrix.queueOfflineEvent('ONEXTERNALCALLBACKSTART', { PHONE_NUMBER: '89161234567', CRM_ENTITY_TYPE: 'LEAD', CRM_ENTITY_ID: 5 });
+    h.bitrix.failNext(1, '500', 'event.offline.clear');
+    await expect(h.daemon.offlineEvents!.pollOnce()).rejects.toThrow(/event.offline.clear/);
+    expect(h.bitrix.offlineEvents).toHaveLength(1);
+    await h.restart(); // its first poll reads the same record again (same process_id, kept in the state database)
+    await h.bitrix.waitFor((reqs) => reqs.some((r) => r.method === 'event.offline.clear' && r.httpStatus === 200));
+    expect(h.bitrix.offlineEvents).toHaveLength(0);
+    expect(h.telephony().filter((r) => r.method === 'register').map((r) => r.params.TYPE)).toEqual([4]);
+    expect(h.ami.actions.filter((a) => a.name === 'Originate')).toHaveLength(1);
+  });
+
   test('event-bind --offline binds both events; the daemon polls event.offline.get and rings the agent', async () => {
     h = await startHarness({ trace: 'click-to-call-answered', oauth: true, actionWaitMs: 10_000, yaml: 'events: { mode: offline, poll_interval_ms: 50 }' });
     const t = h.bitrix.issueTokens();
@@ -239,9 +256,10 @@ describe('events bound by the CLI, delivered offline', () => {
       return ((await res.json()) as { result: { CALL_ID: string } }).result.CALL_ID;
     })();
     h.bitrix.queueOfflineEvent('ONEXTERNALCALLSTART', { CALL_ID: callId, USER_ID: 2, PHONE_NUMBER: '89161234567' });
-    // The poller backed off while the app was not installed yet; poll now rather than wait for its next turn.
+    // The poller backed off while the app was not installed yet: it is stopped, and polled here by hand.
     // The event is read with clear=0 and cleared once handled; here the clear fails once, so it is read again
-    // (same process_id) — and recognised by its CALL_ID, not rung twice.
+    // (same process_id) — and only cleared, not rung twice.
+    await h.daemon.offlineEvents!.stop();
     h.bitrix.failNext(1, '500', 'event.offline.clear');
     await expect(h.daemon.offlineEvents!.pollOnce()).rejects.toThrow();
     expect(h.bitrix.offlineEvents).toHaveLength(1);

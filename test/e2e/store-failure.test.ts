@@ -68,6 +68,9 @@ customizations: { dir: ${join(dir, 'customizations')}, watch: false }
   await waitFor(() => ami.actions.some((a) => a.name === 'Originate'), 10_000, 'the Originate');
   const holder = new Database(state);
   cleanup.push(() => holder.close());
+  // The agent's channel (created right after the Originate) is saved before the lock: the answer that follows
+  // is what gets lost.
+  await waitFor(() => (holder.prepare('SELECT count(*) AS n FROM calls').get() as { n: number }).n > 0, 10_000, 'the call to be saved');
   holder.exec('BEGIN IMMEDIATE');
   await waitFor(() => ami.recordedT > ORIGINATE_RESPONSE_T, 10_000, 'the OriginateResponse to be sent');
   const failures = () => out.join('').split('\n').filter((l) => l.includes('could not save call state')).length;
