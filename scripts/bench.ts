@@ -12,6 +12,8 @@
  */
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AmiParser } from '../src/ami/parser.ts';
@@ -27,6 +29,7 @@ import { Outbox } from '../src/outbox/outbox.ts';
 import { openStore } from '../src/store/db.ts';
 import { rewriteIdentities } from '../test/fakes/ami-trace.ts';
 import { BitrixEmulator } from '../test/fakes/bitrix-emulator.ts';
+import { AmiSimulator } from '../test/fakes/ami-simulator.ts';
 import type { CallEvent } from '../src/calls/events.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { Daemon } from '../src/integration/daemon.ts';
@@ -216,6 +219,65 @@ customizations: { dir: ${join(dir, 'no-hooks')}, watch: false }
   return { calls, finished, seconds: round(seconds, 1), callsPerHour: Math.round((finished / seconds) * 3600), httpRequests, refused };
 }
 
+/**
+ * 5. The whole daemon's memory, as the OS sees it: `run` in its own process (SQLite, outbox, HTTP, AMI client)
+ * while the AMI simulator replays `calls` missed calls in rounds of `perRound` simultaneous ones and the
+ * emulator answers. RSS (from /proc) after the first 10k calls and at the end; the daemon's heap from /metrics.
+ */
+async function daemonRss(dir: string, calls: number, perRound: number): Promise<Record<string, number>> {
+  const bitrix = new BitrixEmulator();
+  await bitrix.listen();
+  const ami = new AmiSimulator({ secret: 'bench-secret' });
+  await ami.listen();
+  const port = await new Promise<number>((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const config = join(dir, 'rss.yaml');
+  writeFileSync(config, `
+ami: { host: 127.0.0.1, port: ${ami.port}, username: bx24, secret: bench-secret }
+bitrix24: { webhook_url: "${bitrix.webhookUrl}", default_user_id: 1, rate_limit: { per_second: 100000, burst: 100000 } }
+pbx: { trunks: [provider] }
+http: { host: 127.0.0.1, port: ${port} }
+storage: { path: ${join(dir, 'rss.sqlite')} }
+customizations: { dir: ${join(dir, 'no-hooks')}, watch: false }
+log: { level: error }
+`);
+  const child = spawn(process.execPath, [join(ROOT, 'src/cli.ts'), 'run', '--config', config], { stdio: 'ignore', env: { PATH: process.env.PATH ?? '' } });
+  const rssMb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024;
+  const heapMb = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)![1]) / 2 ** 20;
+  };
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  try {
+    while (ami.openConnections === 0 || !(await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false))) await sleep(50);
+    const trace = join(ROOT, 'test/fixtures/ami/inbound-no-answer.jsonl');
+    const samples: Array<{ calls: number; rssMb: number; heapMb: number }> = [];
+    const t0 = performance.now();
+    for (let done = 0; done < calls; done += perRound) {
+      ami.play(trace, { copies: perRound, firstCopy: done, actionWaitMs: 10 });
+      await ami.done();
+      let finished = 0;
+      while ((finished = [...bitrix.calls.values()].filter((c) => c.finished).length) < done + perRound) await sleep(20);
+      bitrix.requests.length = 0; // the emulator's own log is the bench's memory, not the daemon's
+      if (finished === 10_000 || finished === calls) samples.push({ calls: finished, rssMb: rssMb(), heapMb: await heapMb() });
+    }
+    const [first, last] = [samples[0]!, samples[samples.length - 1]!];
+    return {
+      calls, perRound, seconds: round((performance.now() - t0) / 1000, 1),
+      rssAfter10kMb: round(first.rssMb, 1), rssAtEndMb: round(last.rssMb, 1), rssGrowthMb: round(last.rssMb - first.rssMb, 1),
+      heapAfter10kMb: round(first.heapMb, 1), heapAtEndMb: round(last.heapMb, 1),
+    };
+  } finally {
+    child.kill('SIGTERM');
+    await ami.close();
+    await bitrix.close();
+  }
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ab24-bench-'));
   const results: Record<string, unknown> = { node: process.version, date: new Date().toISOString() };
@@ -250,6 +312,13 @@ async function main(): Promise<void> {
 
     process.stdout.write('measuring throughput against a Bitrix24 limited to 2 req/s, burst 50…\n');
     results.throughput2rps = await throughputAgainstLimit(dir, 2000);
+
+    // BENCH_RSS_CALLS=0 skips this stage (it takes about 15 minutes on two cores).
+    const rssCalls = Number(process.env['BENCH_RSS_CALLS'] ?? 100_000);
+    if (rssCalls > 0) {
+      process.stdout.write(`measuring the daemon process's RSS over ${rssCalls.toLocaleString('en')} calls (about 15 minutes)…\n`);
+      results.daemonRss = await daemonRss(dir, rssCalls, 1000);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -261,6 +330,7 @@ async function main(): Promise<void> {
   const h = results.hooks as Record<string, number>;
   const m = results.memory as Record<string, number>;
   const q = results.throughput2rps as Record<string, number>;
+  const d = results.daemonRss as Record<string, number> | undefined;
   const rows: Array<[string, string, string]> = [
     ['AMI framing + parsing', `${t.framingEventsPerSec!.toLocaleString('en')} events/s`, ''],
     ['+ mapping + call machine', `${t.fullPathEventsPerSec!.toLocaleString('en')} events/s`, `${Math.round(t.fullToFramingRatio! * 100)} % of framing (goal ≥ 50 %, ≥ 100k/s)`],
@@ -270,6 +340,8 @@ async function main(): Promise<void> {
     ['hook sandbox restart', `${round(h.childRestartMs!, 1)} ms`, ''],
     ['chain of five hooks', `${round(h.chainOfFiveMs!)} ms`, ''],
     ['live heap, 10k → 100k calls', `${m.heapAfter10kMb} → ${m.heapAfter100kMb} MB (${m.growthMb! >= 0 ? '+' : ''}${m.growthMb} MB)`, `goal flat, < +30 MB (RSS ${m.rssAfter10kMb} → ${m.rssAfter100kMb} MB)`],
+    d ? ['daemon RSS, 10k → end', `${d.rssAfter10kMb} → ${d.rssAtEndMb} MB (${d.rssGrowthMb! >= 0 ? '+' : ''}${d.rssGrowthMb} MB)`, `goal flat, < +30 MB; ${d.calls!.toLocaleString('en')} calls in rounds of ${d.perRound}, ${d.seconds} s; heap ${d.heapAfter10kMb} → ${d.heapAtEndMb} MB`]
+      : ['daemon RSS', 'skipped (BENCH_RSS_CALLS=0)', ''],
     ['answered calls at 2 req/s', `${q.callsPerHour!.toLocaleString('en')} calls/hour`, `goal ≥ 10,000; ${q.finished}/${q.calls} finished, ${q.httpRequests} requests, ${q.refused} refused`],
   ];
   process.stdout.write(`\n${rows.map(([a, b, c]) => `  ${a.padEnd(30)}${b.padEnd(34)}${c}`).join('\n')}\n\nwritten to bench/results.json\n`);

@@ -40,6 +40,11 @@ const realTimers: TimerApi = {
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
+/** Shutting down is not a verdict on a request: whoever retries requests may retry this one (next start). */
+function closedError(): Error {
+  return Object.assign(new Error('LeakyBucket is closed'), { retryable: true });
+}
+
 export class LeakyBucket {
   readonly ratePerSec: number;
   readonly burst: number;
@@ -83,7 +88,7 @@ export class LeakyBucket {
   }
 
   #acquire(method: string | undefined): Promise<() => void> {
-    if (this.#closed) return Promise.reject(new Error('LeakyBucket is closed'));
+    if (this.#closed) return Promise.reject(closedError());
     return new Promise<() => void>((resolve, reject) => {
       this.#queue.push({ method, resolve, reject });
       this.#pump();
@@ -129,7 +134,7 @@ export class LeakyBucket {
     this.#clearTimer();
     const waiters = this.#queue;
     this.#queue = [];
-    for (const w of waiters) w.reject(new Error('LeakyBucket is closed'));
+    for (const w of waiters) w.reject(closedError());
   }
 
   #drain(now: number): void {

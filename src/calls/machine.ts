@@ -850,15 +850,21 @@ class Step {
       if (!call || call.direction) continue;
       const trunk = Object.values(call.channels).find((c) => c.kind === 'trunk' && c.hungUpAt === undefined);
       if (!trunk) continue;
-      if (call.clickToCall) {
-        // Bitrix24's click: the agent's phone dialled the client.
-        const origin = call.originId ? call.channels[call.originId] : undefined;
+      const origin = call.originId ? call.channels[call.originId] : undefined;
+      if (call.clickToCall || (origin?.kind === 'extension' && origin.hungUpAt === undefined)) {
+        // The call began on an extension (or is Bitrix24's click): that phone dialled out. The agent channel's
+        // Exten is the number it dialled (the trunk leg's is usually `s`).
         const agent = origin?.kind === 'extension' ? origin : Object.values(call.channels).find((c) => c.kind === 'extension' && c.hungUpAt === undefined);
-        this.#becomeOutgoing(call, trunk, call.clickToCall.number ?? trunk.exten ?? '', agent, e.at);
+        this.#becomeOutgoing(call, trunk, call.clickToCall?.number ?? agent?.exten ?? trunk.exten ?? '', agent, e.at);
         continue;
       }
       // Origin unknown (it hung up before we came): an inbound trunk leg with an agent makes it incoming.
       this.#becomeIncoming(call, trunk, trunk.exten);
+    }
+    // A DID read with the snapshot counts only once the call is known to be incoming (just decided above).
+    for (const ref of e.channels) {
+      const call = ref.variables?.some((v) => v.name === 'did') ? this.#callOf(ref.channelId) : undefined;
+      if (call) for (const v of ref.variables!) if (v.name === 'did') this.#applyVariable(call, v.name, v.value);
     }
     this.#recomputeAll(e.at);
   }

@@ -13,8 +13,10 @@ export async function runCommand(configPath: string): Promise<number> {
   const config = loadConfig(configPath);
   const log = createLogger({ level: config.log.level, format: config.log.format });
   process.on('unhandledRejection', (reason) => log.error(`unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`));
-  let fatal: ((err: Error) => void) | undefined;
-  const daemon = new Daemon({ config, log, onFatal: (err) => fatal?.(err) });
+  // Kept until the wait below takes it over (it may come while starting: a click can save state then).
+  let earlyFatal: Error | undefined;
+  let fatal = (err: Error) => { earlyFatal ??= err; };
+  const daemon = new Daemon({ config, log, onFatal: (err) => fatal(err) });
   try {
     await daemon.start();
   } catch (err) {
@@ -37,6 +39,7 @@ export async function runCommand(configPath: string): Promise<number> {
       log.error(`stopping: the state in memory cannot be trusted (${err.message})`, { code: 'E_STORE' });
       resolve(1);
     };
+    if (earlyFatal) fatal(earlyFatal);
   });
   await systemd.stopping();
   await daemon.stop();

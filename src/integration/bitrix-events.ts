@@ -124,9 +124,14 @@ export class BitrixEvents {
   }
 }
 
-/** A failure worth another delivery (Bitrix24 or the network briefly unavailable); permanent ones are not. */
+/**
+ * A failure worth another delivery: Bitrix24 or the network briefly unavailable, or tokens being renewed (as the
+ * outbox treats auth errors); anything else is permanent.
+ */
 function isRetryable(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { retryable?: unknown }).retryable === true;
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { retryable?: unknown; kind?: unknown };
+  return e.retryable === true || e.kind === 'auth';
 }
 
 /** CRM_ENTITY_TYPE / CRM_ENTITY_ID of an event, when both are there and sane. */

@@ -58,6 +58,8 @@ export class OfflineEvents {
 
   /** One poll: returns how many events were read (tests call it directly). */
   async pollOnce(): Promise<number> {
+    // A stop during this poll cuts it short (a poll made by hand after stop() runs through).
+    const cutShort = this.#stopped ? () => false : () => this.#stopped;
     const store = this.#o.store;
     const processId = store.getKv<string>(PROCESS_KEY);
     const res = await this.#o.client.call<{ process_id?: string | null; events?: OfflineEvent[] }>('event.offline.get', {
@@ -73,6 +75,7 @@ export class OfflineEvents {
     const handled = new Set(store.getKv<string[]>(HANDLED_KEY) ?? []);
     const toClear: string[] = [];
     for (const e of events) {
+      if (cutShort()) break; // the rest stay in Bitrix24's queue for the next start
       const id = e.ID;
       if (id !== undefined && handled.has(id)) {
         toClear.push(id); // handled before a clear that failed (or a crash): only cleared now
@@ -82,6 +85,8 @@ export class OfflineEvents {
       const outcome = this.#o.events.handle(e.EVENT_NAME, data);
       // A malformed event (4xx) is not worth another read; a retryable failure is, a few times.
       let done = (await outcome.done) !== false;
+      // Decided while shutting down (the limiter let its waiters go): not a verdict, read again next start.
+      if (cutShort()) break;
       if (!done && id !== undefined) {
         const n = (this.#attempts.get(id) ?? 0) + 1;
         this.#attempts.set(id, n);

@@ -24,6 +24,8 @@ import { opKey, type IntentOp } from './dispatcher.ts';
 
 /** How often time is fed to the machine while click-to-call Originates await their outcome. */
 const CLICK_TICK_MS = 1000;
+/** How long past its deadline a click waits for Asterisk to be followed again before it is given up anyway. */
+const CLICK_OVERDUE_MAX_MS = 5 * 60_000;
 /** How long a carried event is worth feeding again. */
 const CARRIED_MAX_AGE_MS = 10 * 60_000;
 /** Events that come from Bitrix24, not from Asterisk: a reconciliation cannot recover them, so they are kept. */
@@ -33,6 +35,8 @@ interface ReconcileStatus {
   actionId: string;
   vars: Map<string, VarSetEvent[]>;
   done: boolean;
+  /** PbxSession's connection counter when it was sent. */
+  connection: number;
 }
 
 interface PersistedCall {
@@ -69,19 +73,24 @@ export class PbxSession {
   #pending: CallEvent[] = [];
   #flushScheduled = false;
   #listItems: AmiMessage[] = [];
-  /** The CoreShowChannels being answered: its ActionID and the channels we knew when it was sent. */
-  #reconciling: { actionId: string; knownBefore: string[] } | undefined;
+  /** The CoreShowChannels being answered: its ActionID, the channels we knew when it was sent, its Status. */
+  #reconciling: { actionId: string; knownBefore: string[]; status: ReconcileStatus } | undefined;
   #reconcileTimer: NodeJS.Timeout | undefined;
   /**
-   * The reconciliation's `Status` (with Variables): the facts per channel (recording, DID, click-to-call
-   * CALL_ID), handed to the machine with the snapshot — before anything it adopts is registered.
+   * The latest reconciliation's `Status` (with Variables), whose list items are being collected: the facts per
+   * channel (recording, DID, click-to-call CALL_ID), handed to the machine with the snapshot — before anything
+   * it adopts is registered.
    */
   #status: ReconcileStatus | undefined;
-  /** A snapshot waiting for that Status answer; events read meanwhile wait behind it, in stream order. */
-  #heldSnapshot: SnapshotEvent | undefined;
+  /** A snapshot waiting for its Status answer; events read meanwhile wait behind it, in stream order. */
+  #heldSnapshot: { snapshot: SnapshotEvent; status: ReconcileStatus } | undefined;
   #held: CallEvent[] = [];
+  /** Counts connections and disconnections: a reconciliation counts only for the connection it was made on. */
+  #connection = 0;
   /** Clicks expire only while we follow Asterisk: connected and reconciled since connecting. */
   #reconciled = false;
+  /** The world in memory is ahead of the database and could not be reloaded: nothing more may be saved. */
+  #poisoned = false;
   /**
    * Bitrix24-side events (clicks) of a batch that could not be saved: Asterisk can repeat its own events, not
    * these. They are fed again at the head of the next batch (their call is usually among the saved ones), and
@@ -129,20 +138,26 @@ export class PbxSession {
     ami.on('event', (msg) => this.#onAmi(msg));
     ami.on('connected', (info) => {
       this.#log.info(`AMI connected (${info.banner}${info.reconnects ? `, reconnect #${info.reconnects}` : ''}): reconciling live channels`);
+      this.#connection++;
       this.#reconciled = false;
+      clearTimeout(this.#reconcileTimer); // a retry for the previous connection is moot
       void this.reconcile();
     });
     ami.on('disconnected', (info) => {
+      this.#connection++;
       this.#reconciled = false;
       this.#log.warn(`AMI disconnected: ${info.reason}`);
     });
     ami.on('error', (err) => this.#log.error(err.message, { code: err.code }));
     ami.start();
     this.#tickTimer = setInterval(() => {
-      // While Asterisk is out of sight a click's call may be up: its deadline waits for the reconciliation.
-      if (!this.#reconciled || this.#heldSnapshot) return;
       const now = Date.now();
-      if (!Object.values(this.#world.clickPending).some((p) => p.deadline <= now)) return;
+      const due = Object.values(this.#world.clickPending).map((p) => p.deadline).filter((d) => d <= now);
+      if (due.length === 0) return;
+      // While Asterisk is out of sight a click's call may be up: its deadline waits for the reconciliation —
+      // but not forever (an AMI user that may not list channels, an Asterisk that stays away).
+      const following = this.#reconciled && !this.#heldSnapshot;
+      if (!following && Math.min(...due) > now - CLICK_OVERDUE_MAX_MS) return;
       this.feed({ type: 'tick', at: now });
       this.flush();
     }, CLICK_TICK_MS);
@@ -153,35 +168,39 @@ export class PbxSession {
     this.#stopped = true;
     clearTimeout(this.#reconcileTimer);
     clearInterval(this.#tickTimer);
+    if (this.#heldSnapshot) this.#releaseSnapshot(); // what was read is saved, with the variables there are
     this.flush();
     await this.#ami?.stop();
   }
 
   /**
-   * Asks Asterisk which channels are up (CoreShowChannels) and what their variables say (Status), both sent at
-   * once. The list is applied where it stands in the event stream (its items are read in order with the other
-   * events), and only channels we knew when asking can be declared ended: one created meanwhile may be missing
-   * from the list. If the Status answer is not complete yet, the snapshot — and every event after it — waits
-   * for it. A failure is retried.
+   * Asks Asterisk which channels are up (CoreShowChannels), then what their variables say (Status). The list is
+   * applied where it stands in the event stream (its items are read in order with the other events), and only
+   * channels we knew when asking can be declared ended: one created meanwhile may be missing from the list.
+   * Status is answered after the list, so the snapshot — and every event read after it — waits for that answer
+   * (one round trip): a variable set meanwhile reaches the machine after the snapshot made its channel known.
+   * A failure is retried.
    */
   async reconcile(attempt = 0): Promise<void> {
-    if (!this.#ami || this.#stopped) return;
+    if (!this.#ami || this.#stopped || this.#poisoned) return;
     const knownBefore = Object.keys(this.#world.channelCall);
-    const status: ReconcileStatus = { actionId: '', vars: new Map(), done: false };
+    const status: ReconcileStatus = { actionId: '', vars: new Map(), done: false, connection: this.#connection };
+    const list = this.#ami.action('CoreShowChannels', {}, {
+      onActionId: (actionId) => {
+        this.#reconciling = { actionId, knownBefore, status };
+        this.#listItems = [];
+      },
+    });
     this.#status = status;
     void this.#ami.action('Status', { Variables: STATUS_VARIABLES.join(',') }, { onActionId: (id) => { status.actionId = id; } })
       .catch((err: Error) => this.#log.warn(`could not read the channels' variables (recordings and clicks of calls joined mid-way may be missed): ${err.message}`))
       .finally(() => {
         status.done = true;
-        if (this.#status === status) this.#releaseSnapshot();
+        if (this.#status === status) this.#status = undefined;
+        if (this.#heldSnapshot?.status === status) this.#releaseSnapshot();
       });
     try {
-      await this.#ami.action('CoreShowChannels', {}, {
-        onActionId: (actionId) => {
-          this.#reconciling = { actionId, knownBefore };
-          this.#listItems = [];
-        },
-      });
+      await list;
     } catch (err) {
       this.#reconciling = undefined;
       const delay = Math.min(30_000, 1000 * 2 ** attempt);
@@ -211,8 +230,12 @@ export class PbxSession {
         this.#reconciling = undefined;
         const snapshot: SnapshotEvent = { ...snapshotFromCoreShowChannels(this.#listItems, Date.now()), knownBefore: r.knownBefore };
         this.#listItems = [];
-        if (this.#status && !this.#status.done) this.#heldSnapshot = snapshot;
-        else this.#feedSnapshot(snapshot);
+        if (!r.status.done) {
+          if (this.#heldSnapshot) this.#releaseSnapshot(); // an older one still waiting: it goes first, as read
+          this.#heldSnapshot = { snapshot, status: r.status };
+        } else {
+          this.#feedSnapshot(snapshot, r.status);
+        }
       }
       return;
     }
@@ -222,30 +245,28 @@ export class PbxSession {
     this.#scheduleFlush();
   }
 
-  /** The snapshot, with the variables Status read for its channels, then what only Bitrix24 could repeat. */
-  #feedSnapshot(snapshot: SnapshotEvent): void {
-    const vars = this.#status?.vars;
-    this.#status = undefined;
+  /** The snapshot, with the variables its Status read, then what only Bitrix24 could repeat. */
+  #feedSnapshot(snapshot: SnapshotEvent, status: ReconcileStatus): void {
     this.#pending.push({
       ...snapshot,
       channels: snapshot.channels.map((c) => {
-        const found = vars?.get(c.channelId);
+        const found = status.vars.get(c.channelId);
         return found ? { ...c, variables: found.map((v) => ({ name: v.name, value: v.value })) } : c;
       }),
     });
     // Older ones were long settled one way or the other (a click's deadline is minutes at most).
     const now = Date.now();
     this.#pending.push(...this.#carriedAfterSnapshot.splice(0).filter((e) => now - e.at < CARRIED_MAX_AGE_MS));
-    this.#reconciled = true;
+    if (status.connection === this.#connection) this.#reconciled = true;
     this.#scheduleFlush();
   }
 
   /** The Status answer is complete (or failed): the held snapshot goes in, then the events that waited. */
   #releaseSnapshot(): void {
-    const snapshot = this.#heldSnapshot;
-    if (!snapshot) return;
+    const held = this.#heldSnapshot;
+    if (!held) return;
     this.#heldSnapshot = undefined;
-    this.#feedSnapshot(snapshot);
+    this.#feedSnapshot(held.snapshot, held.status);
     this.#pending.push(...this.#held.splice(0));
     this.#scheduleFlush();
   }
@@ -259,6 +280,7 @@ export class PbxSession {
 
   /** Queues an event for the next flush (behind a snapshot that waits for its Status, if there is one). */
   feed(event: CallEvent): void {
+    if (this.#poisoned) return;
     // A click's start and failure come from Bitrix24, not from the stream: they need not wait (and a click must
     // be saved before its Originate is written).
     if (this.#heldSnapshot && event.type !== 'clickToCallStarted' && event.type !== 'clickToCallFailed') this.#held.push(event);
@@ -268,6 +290,7 @@ export class PbxSession {
   /** Steps the pending events and commits state + requests in one transaction; false when it could not be saved. */
   flush(): boolean {
     this.#flushScheduled = false;
+    if (this.#poisoned) return false;
     if (this.#pending.length === 0 && this.#carriedNext.length === 0) return true;
     const carried = this.#carriedNext.splice(0);
     const pending = this.#pending;
@@ -323,6 +346,7 @@ export class PbxSession {
       // What Bitrix24 told us (clicks) is not Asterisk's to repeat: it is fed again after that snapshot.
       this.#log.error(`could not save call state, reloading it and reconciling: ${(err as Error).message}`, { code: 'E_STORE' });
       this.#carriedNext = events.filter((e) => NOT_FROM_ASTERISK.has(e.type));
+      this.#reconciled = false; // until the coming snapshot: a click's call may be among what was lost
       try {
         const restored = this.#restore();
         this.#world = restored.world;
@@ -331,7 +355,11 @@ export class PbxSession {
         // The machine changed the world in place: memory is now ahead of the database, and saving it later
         // would record a batch whose requests were never queued. Only a restart from the database is sound.
         this.#log.error(`could not reload call state either, restarting from what was saved: ${(readErr as Error).message}`, { code: 'E_STORE' });
+        this.#poisoned = true;
+        this.#pending = [];
+        this.#carriedNext = [];
         this.#onFatal?.(readErr as Error);
+        return false;
       }
       clearTimeout(this.#reconcileTimer);
       this.#reconcileTimer = setTimeout(() => void this.reconcile(), 1000);

@@ -5,7 +5,7 @@
  */
 import { expect, test } from '@jest/globals';
 import { join } from 'node:path';
-import type { CallEvent } from '../../src/calls/events.ts';
+import type { CallEvent, ChannelRef } from '../../src/calls/events.ts';
 import { stepAll, traceCallEvents, TRACE_EPOCH_MS } from '../support/trace-machine.ts';
 
 const TRACE = join(import.meta.dirname, '../fixtures/ami/inbound-answered.jsonl');
@@ -57,4 +57,29 @@ test('a caller ID that arrives after the channel (NewCallerid) is the number reg
   ];
   const register = run(late).intents.find((i) => i.kind === 'register')!;
   expect(register).toMatchObject({ externalNumber: '+79161234567', withheld: false });
+});
+
+/** What CoreShowChannels would list at the cut: each live channel as last seen, in its bridge. */
+function listedAt(events: CallEvent[], at: number): CallEvent {
+  const live = new Map<string, ChannelRef & { bridgeId?: string }>();
+  for (const e of events) {
+    const refs = 'channel' in e ? [e.channel] : e.type === 'dialBegin' || e.type === 'dialEnd' ? [e.dest, ...(e.caller ? [e.caller] : [])] : [];
+    for (const ref of refs) {
+      if (e.type === 'hangup') { live.delete(ref.channelId); continue; }
+      const before = live.get(ref.channelId);
+      live.set(ref.channelId, { ...before, ...Object.fromEntries(Object.entries(ref).filter(([, v]) => v !== undefined)) } as ChannelRef);
+    }
+    if (e.type === 'bridgeEnter') live.get(e.channel.channelId)!.bridgeId = e.bridgeId;
+    if (e.type === 'bridgeLeave') delete live.get(e.channel.channelId)?.bridgeId;
+  }
+  return { type: 'snapshot', at, knownBefore: [], channels: [...live.values()] };
+}
+
+test('an outgoing call joined mid-way (its DialBegin never seen) is outgoing, to the number the agent dialled', () => {
+  const all = traceCallEvents(join(import.meta.dirname, '../fixtures/ami/outbound-answered.jsonl'));
+  const cut = all.findIndex((e) => e.type === 'bridgeEnter') + 2; // both legs bridged, the client talking
+  const { intents } = stepAll([listedAt(all.slice(0, cut), all[cut]!.at), ...all.slice(cut)]);
+  const register = intents.find((i) => i.kind === 'register');
+  expect(register).toMatchObject({ direction: 'outgoing', externalNumber: '89161234567', extension: '101', trunk: 'provider' });
+  expect(intents.filter((i) => i.kind === 'finish').map((i) => i.kind === 'finish' && [i.status, i.extension])).toEqual([['200', '101']]);
 });

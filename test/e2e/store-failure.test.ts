@@ -44,7 +44,8 @@ storage: { path: ${state}, busy_timeout_ms: 50 }
 customizations: { dir: ${join(dir, 'customizations')}, watch: false }
 `);
   const out: string[] = [];
-  const daemon = spawnDaemon(config, out);
+  const errors: string[] = []; // E_STORE lines come on stderr: kept apart so that lines split cleanly
+  const daemon = spawnDaemon(config, out, errors);
   cleanup.push(() => killIfAlive(daemon));
   await waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/healthz`).catch(() => undefined))?.status === 200, 20_000, 'the daemon to be up');
 
@@ -73,7 +74,7 @@ customizations: { dir: ${join(dir, 'customizations')}, watch: false }
   await waitFor(() => (holder.prepare('SELECT count(*) AS n FROM calls').get() as { n: number }).n > 0, 10_000, 'the call to be saved');
   holder.exec('BEGIN IMMEDIATE');
   await waitFor(() => ami.recordedT > ORIGINATE_RESPONSE_T, 10_000, 'the OriginateResponse to be sent');
-  const failures = () => out.join('').split('\n').filter((l) => l.includes('could not save call state')).length;
+  const failures = () => errors.join('').split('\n').filter((l) => l.includes('could not save call state')).length;
   const before = failures();
   await waitFor(() => failures() > before, 10_000, 'a save that failed after the OriginateResponse');
   holder.exec('ROLLBACK');
@@ -87,6 +88,6 @@ customizations: { dir: ${join(dir, 'customizations')}, watch: false }
   expect(lines.slice(1).map((l) => l.replace(/duration=\d+/, 'duration=N'))).toEqual([
     'finish #1 user=2 status=200 duration=N', 'attachRecord #1 1795324335.193.wav',
   ]);
-  expect(out.join('')).toMatch(/E_STORE/);
+  expect(errors.join('')).toMatch(/E_STORE/);
   expect(daemon.exitCode).toBeNull();
 }, 60_000);

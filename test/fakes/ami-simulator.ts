@@ -56,6 +56,8 @@ export interface PlayOptions {
   speed?: number;
   /** Run this many copies of each trace at once, identities rewritten per copy (default 1). */
   copies?: number;
+  /** The first copy's number (default 0, the recorded identities): later plays can continue the numbering. */
+  firstCopy?: number;
   /** Wall ms to wait for the client to send a scripted action before skipping it (default 2000). */
   actionWaitMs?: number;
   /** Recorded ms between the end of one trace and the start of the next one on the same connection (default 100). */
@@ -126,7 +128,7 @@ const CHANNEL_KEYS = ['Channel', 'ChannelState', 'ChannelStateDesc', 'CallerIDNu
   'ConnectedLineName', 'Language', 'AccountCode', 'Context', 'Exten', 'Priority', 'Uniqueid', 'Linkedid'] as const;
 
 /** Builds the replay script (sessions of steps on one timeline) from traces. */
-function buildSessions(traces: Trace[], copies: number, gapMs: number): Session[] {
+function buildSessions(traces: Trace[], copies: number, gapMs: number, firstCopy = 0): Session[] {
   const sessions: Session[] = [];
   let lastT = 0;
   traces.forEach((trace, traceIndex) => {
@@ -143,7 +145,7 @@ function buildSessions(traces: Trace[], copies: number, gapMs: number): Session[
       const shift = continues ? lastT + gapMs - t0 : traceIndex > 0 ? lastT - t0 : 0;
       const body = lines.filter((l) => l !== banner && l !== login && l !== loginResponse);
       const steps: Step[] = [];
-      for (let copy = 0; copy < copies; copy++) {
+      for (let copy = firstCopy; copy < firstCopy + copies; copy++) {
         const scope = `${traceIndex}:${copy}`;
         for (const line of body) {
           const raw = rewriteIdentities(line.raw, copy);
@@ -153,7 +155,7 @@ function buildSessions(traces: Trace[], copies: number, gapMs: number): Session[
             steps.push({ kind: 'out', t, action, match: matchKey(action, frameField(raw, 'Variables')), scope, actionId: frameField(raw, 'ActionID') ?? '' });
           } else {
             // Login-time events of an extra trace or copy: no Login happened for them on this connection.
-            if ((continues || copy > 0) && isLoginEvent(raw)) continue;
+            if ((continues || copy > firstCopy) && isLoginEvent(raw)) continue;
             steps.push({ kind: 'in', t, raw, scope, actionId: frameField(raw, 'ActionID') });
           }
         }
@@ -306,7 +308,7 @@ export class AmiSimulator {
   play(tracePath: string | string[], opts: PlayOptions = {}): void {
     if (this.replay && !this.replay.finished) throw new Error('AmiSimulator: a replay is still running');
     const paths = Array.isArray(tracePath) ? tracePath : [tracePath];
-    const sessions = buildSessions(paths.map(readTrace), opts.copies ?? 1, opts.gapMs ?? 100);
+    const sessions = buildSessions(paths.map(readTrace), opts.copies ?? 1, opts.gapMs ?? 100, opts.firstCopy ?? 0);
     const speed = opts.speed ?? this.speed;
     this.replay = new Replay(sessions, {
       speed: speed === 0 ? Infinity : speed,

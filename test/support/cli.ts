@@ -30,15 +30,18 @@ export function exited(child: ChildProcess): Promise<number | string> {
   });
 }
 
-/** `run --config FILE` as systemd would start it; stdout and stderr are collected into `output` when given. */
-export function spawnDaemon(config: string, output?: string[]): ChildProcess {
+/**
+ * `run --config FILE` as systemd would start it; stdout and stderr are collected into `output` when given —
+ * stderr (warn and error lines) into `errors` instead when that is given: chunks of two pipes interleave at
+ * arbitrary points, so only one stream's chunks can be split into whole lines.
+ */
+export function spawnDaemon(config: string, output?: string[], errors?: string[]): ChildProcess {
   const child = spawn(process.execPath, [CLI, 'run', '--config', config], {
-    env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', output ? 'pipe' : 'ignore', output ? 'pipe' : 'ignore'],
+    env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', output ? 'pipe' : 'ignore', output || errors ? 'pipe' : 'ignore'],
   });
-  if (output) {
-    child.stdout!.on('data', (d) => output.push(String(d)));
-    child.stderr!.on('data', (d) => output.push(String(d)));
-  }
+  if (output) child.stdout!.on('data', (d) => output.push(String(d)));
+  const err = errors ?? output;
+  if (err) child.stderr!.on('data', (d) => err.push(String(d)));
   return child;
 }
 
