@@ -853,9 +853,11 @@ class Step {
       const origin = call.originId ? call.channels[call.originId] : undefined;
       if (call.clickToCall || (origin?.kind === 'extension' && origin.hungUpAt === undefined)) {
         // The call began on an extension (or is Bitrix24's click): that phone dialled out. The agent channel's
-        // Exten is the number it dialled (the trunk leg's is usually `s`).
+        // Exten is usually the number it dialled.
         const agent = origin?.kind === 'extension' ? origin : Object.values(call.channels).find((c) => c.kind === 'extension' && c.hungUpAt === undefined);
-        this.#becomeOutgoing(call, trunk, call.clickToCall?.number ?? agent?.exten ?? trunk.exten ?? '', agent, e.at);
+        // `s` is a macro's or Gosub's placeholder (FreePBX's dialout-trunk): the trunk leg's caller is then the number.
+        const number = [call.clickToCall?.number, agent?.exten, trunk.exten, trunk.callerNum].find((n) => n && n !== 's') ?? '';
+        this.#becomeOutgoing(call, trunk, number, agent, e.at);
         continue;
       }
       // Origin unknown (it hung up before we came): an inbound trunk leg with an agent makes it incoming.

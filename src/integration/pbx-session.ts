@@ -77,11 +77,11 @@ export class PbxSession {
   #reconciling: { actionId: string; knownBefore: string[]; status: ReconcileStatus } | undefined;
   #reconcileTimer: NodeJS.Timeout | undefined;
   /**
-   * The latest reconciliation's `Status` (with Variables), whose list items are being collected: the facts per
-   * channel (recording, DID, click-to-call CALL_ID), handed to the machine with the snapshot — before anything
-   * it adopts is registered.
+   * Reconciliations' `Status` answers (with Variables) being collected, by ActionID: the facts per channel
+   * (recording, DID, click-to-call CALL_ID), handed to the machine with the snapshot — before anything it adopts
+   * is registered. Several can be in flight (a retry while one is held).
    */
-  #status: ReconcileStatus | undefined;
+  readonly #statuses = new Map<string, ReconcileStatus>();
   /** A snapshot waiting for its Status answer; events read meanwhile wait behind it, in stream order. */
   #heldSnapshot: { snapshot: SnapshotEvent; status: ReconcileStatus } | undefined;
   #held: CallEvent[] = [];
@@ -158,7 +158,8 @@ export class PbxSession {
       // but not forever (an AMI user that may not list channels, an Asterisk that stays away).
       const following = this.#reconciled && !this.#heldSnapshot;
       if (!following && Math.min(...due) > now - CLICK_OVERDUE_MAX_MS) return;
-      this.feed({ type: 'tick', at: now });
+      // Not following: only the clicks that long overdue are given up.
+      this.feed({ type: 'tick', at: following ? now : now - CLICK_OVERDUE_MAX_MS });
       this.flush();
     }, CLICK_TICK_MS);
     this.#tickTimer.unref();
@@ -168,7 +169,11 @@ export class PbxSession {
     this.#stopped = true;
     clearTimeout(this.#reconcileTimer);
     clearInterval(this.#tickTimer);
-    if (this.#heldSnapshot) this.#releaseSnapshot(); // what was read is saved, with the variables there are
+    if (this.#heldSnapshot) {
+      // Its variables may be incomplete: the next start reconciles anew. Clicks are saved now.
+      this.#dropHeldSnapshot();
+      this.#pending.push(...this.#carriedAfterSnapshot.splice(0));
+    }
     this.flush();
     await this.#ami?.stop();
   }
@@ -191,18 +196,26 @@ export class PbxSession {
         this.#listItems = [];
       },
     });
-    this.#status = status;
-    void this.#ami.action('Status', { Variables: STATUS_VARIABLES.join(',') }, { onActionId: (id) => { status.actionId = id; } })
+    void this.#ami.action('Status', { Variables: STATUS_VARIABLES.join(',') }, {
+      onActionId: (id) => {
+        status.actionId = id;
+        this.#statuses.set(id, status);
+      },
+    })
       .catch((err: Error) => this.#log.warn(`could not read the channels' variables (recordings and clicks of calls joined mid-way may be missed): ${err.message}`))
       .finally(() => {
         status.done = true;
-        if (this.#status === status) this.#status = undefined;
-        if (this.#heldSnapshot?.status === status) this.#releaseSnapshot();
+        this.#statuses.delete(status.actionId);
+        if (this.#heldSnapshot?.status !== status) return;
+        // On a connection that is gone the snapshot is stale and its variables incomplete: the next connection's
+        // reconciliation replaces it. Only what Bitrix24 said is kept for then.
+        if (status.connection !== this.#connection) this.#dropHeldSnapshot();
+        else this.#releaseSnapshot();
       });
     try {
       await list;
     } catch (err) {
-      this.#reconciling = undefined;
+      if (this.#reconciling?.status === status) this.#reconciling = undefined;
       const delay = Math.min(30_000, 1000 * 2 ** attempt);
       this.#log.error(`reconciliation failed, retrying in ${delay} ms: ${(err as Error).message}`, { code: 'E_AMI_ACTION' });
       clearTimeout(this.#reconcileTimer);
@@ -212,8 +225,8 @@ export class PbxSession {
   }
 
   #onAmi(msg: AmiMessage): void {
-    const st = this.#status;
-    if (st && st.actionId && msg.fields['ActionID'] === st.actionId) {
+    const st = this.#statuses.size > 0 ? this.#statuses.get(msg.fields['ActionID'] ?? '') : undefined;
+    if (st) {
       if (msg.name === 'Status') {
         for (const v of varSetsFromStatus(msg)) {
           const list = st.vars.get(v.channel.channelId);
@@ -259,6 +272,12 @@ export class PbxSession {
     this.#pending.push(...this.#carriedAfterSnapshot.splice(0).filter((e) => now - e.at < CARRIED_MAX_AGE_MS));
     if (status.connection === this.#connection) this.#reconciled = true;
     this.#scheduleFlush();
+  }
+
+  /** A held snapshot that will not be applied: the AMI events behind it go too, clicks wait for the next one. */
+  #dropHeldSnapshot(): void {
+    this.#heldSnapshot = undefined;
+    this.#carriedAfterSnapshot.push(...this.#held.splice(0).filter((e) => NOT_FROM_ASTERISK.has(e.type)));
   }
 
   /** The Status answer is complete (or failed): the held snapshot goes in, then the events that waited. */

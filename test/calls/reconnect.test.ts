@@ -83,3 +83,13 @@ test('an outgoing call joined mid-way (its DialBegin never seen) is outgoing, to
   expect(register).toMatchObject({ direction: 'outgoing', externalNumber: '89161234567', extension: '101', trunk: 'provider' });
   expect(intents.filter((i) => i.kind === 'finish').map((i) => i.kind === 'finish' && [i.status, i.extension])).toEqual([['200', '101']]);
 });
+
+test('joined mid-way behind a dial macro (the agent channel at exten `s`): the number comes from the trunk leg', () => {
+  const all = traceCallEvents(join(import.meta.dirname, '../fixtures/ami/outbound-answered.jsonl'));
+  const cut = all.findIndex((e) => e.type === 'bridgeEnter') + 2;
+  const listed = listedAt(all.slice(0, cut), all[cut]!.at) as Extract<CallEvent, { type: 'snapshot' }>;
+  // FreePBX's Macro(dialout-trunk) leaves the agent channel at exten `s` (hand-edited: the lab PBX dials directly)
+  const inMacro = { ...listed, channels: listed.channels.map((c) => (c.name.startsWith('PJSIP/101') ? { ...c, exten: 's' } : c)) };
+  const register = stepAll([inMacro, ...all.slice(cut)]).intents.find((i) => i.kind === 'register');
+  expect(register).toMatchObject({ direction: 'outgoing', externalNumber: '89161234567' });
+});
