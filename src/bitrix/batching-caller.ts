@@ -68,16 +68,15 @@ export class BatchingCaller implements RestCaller {
 
   #flush(): void {
     this.#scheduled = false;
+    // Calls of a method blocked since they were queued leave the queue to wait on their own.
+    const ready: Queued[] = [];
+    for (const q of this.#queue) {
+      if (this.#client.isPaused(q.method)) void this.#sendOne(q);
+      else ready.push(q);
+    }
+    this.#queue = ready;
     while (this.#queue.length > 0 && this.#inFlight < this.#maxInFlight) {
-      // Calls of a method blocked since they were queued leave the queue to wait on their own.
-      const ready: Queued[] = [];
-      for (const q of this.#queue) {
-        if (this.#client.isPaused(q.method)) void this.#sendOne(q);
-        else ready.push(q);
-      }
-      this.#queue = ready;
       const chunk = this.#queue.splice(0, this.#max);
-      if (chunk.length === 0) break;
       this.stats.requests++;
       this.stats.commands += chunk.length;
       this.#inFlight++;

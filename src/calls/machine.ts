@@ -19,7 +19,7 @@ import type {
 } from './events.ts';
 import type { FinishStatus, Intent, RegisterIntent } from './intents.ts';
 import type { Call, Channel, Conversation, Registration, World } from './model.ts';
-import { emptyWorld } from './model.ts';
+import { clickSettled, emptyWorld } from './model.ts';
 import { missedStatus } from './outcome.ts';
 
 export interface MachineConfig extends ClassifyConfig {
@@ -105,8 +105,7 @@ class Step {
       case 'clickToCallFailed': return this.#onClickToCallFailed(e);
       case 'clickToCallStarted': {
         // Fed again after a failed save: a click already claimed or finished is not pending any more.
-        if (this.#w.clickToCallDone[e.bitrixCallId] !== undefined) return;
-        if (Object.values(this.#w.calls).some((c) => c.clickToCall?.bitrixCallId === e.bitrixCallId)) return;
+        if (clickSettled(this.#w, e.bitrixCallId)) return;
         const { bitrixUserId, number, extension, deadline, crmEntity } = e;
         this.#w.clickPending[e.bitrixCallId] = { bitrixUserId, number, extension, deadline, ...(crmEntity ? { crmEntity } : {}) };
         return;
@@ -636,7 +635,7 @@ class Step {
     const call = e.channelId ? this.#callOf(e.channelId) : undefined;
     // A channel we have not seen stays pending: its B24_CALL_ID (Status after a reconnect) or the deadline ends it.
     if (!call || call.endedAt !== undefined) return;
-    if (call.registrations.length > 0 && !call.registrations[0]!.existingCallId) return; // as in #claimClick
+    if (this.#registeredAsOrdinary(call)) return; // as in #claimClick
     const crmEntity = this.#w.clickPending[e.bitrixCallId]?.crmEntity ?? call.clickToCall?.crmEntity;
     delete this.#w.clickPending[e.bitrixCallId];
     call.clickToCall = {
@@ -654,8 +653,7 @@ class Step {
     this.#pruneClickToCall(e.at);
     const crmEntity = e.crmEntity ?? this.#w.clickPending[e.bitrixCallId]?.crmEntity;
     delete this.#w.clickPending[e.bitrixCallId];
-    if (this.#w.clickToCallDone[e.bitrixCallId] !== undefined) return;
-    if (Object.values(this.#w.calls).some((c) => c.clickToCall?.bitrixCallId === e.bitrixCallId)) return;
+    if (clickSettled(this.#w, e.bitrixCallId)) return;
     const status: FinishStatus = e.reason === 'busy' ? '486' : e.reason === 'noanswer' ? '603-S' : e.reason === 'unavailable' ? '480' : 'OTHER';
     const callKey = `c2c-${e.bitrixCallId}`;
     const base = { callKey, regId: 'r0', bitrixUserId: e.bitrixUserId, ...(e.extension ? { extension: e.extension } : {}) };
@@ -691,7 +689,7 @@ class Step {
     if (call.clickToCall || this.#w.clickToCallDone[bitrixCallId] !== undefined) return;
     // Already registered as an ordinary call (its variable came too late): the click stays pending and ends as
     // failed at its deadline rather than never.
-    if (call.registrations.length > 0 && !call.registrations[0]!.existingCallId) return;
+    if (this.#registeredAsOrdinary(call)) return;
     const pending = this.#w.clickPending[bitrixCallId];
     delete this.#w.clickPending[bitrixCallId];
     call.clickToCall = pending
@@ -703,13 +701,18 @@ class Step {
     this.touched.add(call.key);
   }
 
+  /** Registered by us (not on Bitrix24's CALL_ID): a click can no longer become this call. */
+  #registeredAsOrdinary(call: Call): boolean {
+    return call.registrations.length > 0 && !call.registrations[0]!.existingCallId;
+  }
+
   /** Clicks nothing claimed by their deadline: Asterisk's answer was lost, so Bitrix24's call ends as failed. */
   #expireClicks(at: number): void {
     for (const [bitrixCallId, p] of Object.entries(this.#w.clickPending)) {
       if (p.deadline > at) continue;
       this.#onClickToCallFailed({
         type: 'clickToCallFailed', at, bitrixCallId, bitrixUserId: p.bitrixUserId, number: p.number, extension: p.extension,
-        ...(p.crmEntity ? { crmEntity: p.crmEntity } : {}), reason: 'failed', detail: 'Asterisk never reported how the Originate went (AMI connection lost or daemon restarted)',
+        reason: 'failed', detail: 'Asterisk never reported how the Originate went (AMI connection lost or daemon restarted)',
       });
     }
   }
@@ -840,11 +843,9 @@ class Step {
       if (call.originId === ch.id && !call.direction && ch.kind === 'trunk') this.#becomeIncoming(call, ch, ref.exten);
     }
     // Variables read with the snapshot (Status): before anything is registered, so a click-to-call joined
-    // mid-way is finished on Bitrix24's CALL_ID instead of being registered a second time.
-    for (const ref of e.channels) {
-      const call = ref.variables?.length ? this.#callOf(ref.channelId) : undefined;
-      if (call) for (const v of ref.variables!) this.#applyVariable(call, v.name, v.value);
-    }
+    // mid-way is finished on Bitrix24's CALL_ID instead of being registered a second time. A DID counts only
+    // once the call is known to be incoming, which the loop below decides.
+    this.#applySnapshotVariables(e, (name) => name !== 'did');
     for (const key of [...this.touched]) {
       const call = this.#w.calls[key];
       if (!call || call.direction) continue;
@@ -863,12 +864,16 @@ class Step {
       // Origin unknown (it hung up before we came): an inbound trunk leg with an agent makes it incoming.
       this.#becomeIncoming(call, trunk, trunk.exten);
     }
-    // A DID read with the snapshot counts only once the call is known to be incoming (just decided above).
-    for (const ref of e.channels) {
-      const call = ref.variables?.some((v) => v.name === 'did') ? this.#callOf(ref.channelId) : undefined;
-      if (call) for (const v of ref.variables!) if (v.name === 'did') this.#applyVariable(call, v.name, v.value);
-    }
+    this.#applySnapshotVariables(e, (name) => name === 'did');
     this.#recomputeAll(e.at);
+  }
+
+  #applySnapshotVariables(e: SnapshotEvent, which: (name: VarSetEvent['name']) => boolean): void {
+    for (const ref of e.channels) {
+      const vars = ref.variables?.filter((v) => which(v.name));
+      const call = vars?.length ? this.#callOf(ref.channelId) : undefined;
+      if (call) for (const v of vars!) this.#applyVariable(call, v.name, v.value);
+    }
   }
 
 }

@@ -123,6 +123,12 @@ export interface World {
   hangupsSincePrune?: number;
 }
 
+/** A click-to-call CALL_ID already finished, or taken by a call in progress: no longer a click to start or fail. */
+export function clickSettled(world: World, bitrixCallId: string): boolean {
+  return world.clickToCallDone[bitrixCallId] !== undefined
+    || Object.values(world.calls).some((c) => c.clickToCall?.bitrixCallId === bitrixCallId);
+}
+
 export function emptyWorld(): World {
   return { calls: {}, channelCall: {}, linkedCall: {}, bridges: {}, clickToCallDone: {}, clickPending: {}, recentHangups: {} };
 }

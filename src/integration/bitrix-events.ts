@@ -9,11 +9,13 @@
  * as the event is accepted; the work (Originate, register) runs after.
  */
 import type http from 'node:http';
+import { BitrixError } from '../bitrix/errors.ts';
 import { fromPhpQuery, type PhpObject, type PhpValue } from '../bitrix/php-query.ts';
 import type { RestCaller } from '../bitrix/telephony.ts';
 import { TELEPHONY_METHODS, parseRegisterResult, registerCallWire } from '../bitrix/telephony.ts';
 import type { CrmEntityRef } from '../calls/intents.ts';
 import type { Logger } from '../log/logger.ts';
+import { isRetryable } from '../outbox/outbox.ts';
 import type { ClickToCall } from './click-to-call.ts';
 import { readBody, reply, type HttpServer } from './http-server.ts';
 import { isoWithOffset } from './iso-time.ts';
@@ -92,14 +94,14 @@ export class BitrixEvents {
       const done = this.#o.clickToCall.start({
         bitrixCallId: callId, bitrixUserId: userId, phone: str(data?.PHONE_NUMBER) ?? phone, ...(crmEntity ? { crmEntity } : {}),
       })
-        .then(() => true, (err: Error) => { this.#log.error(`click-to-call ${callId}: ${err.message}`); return !isRetryable(err); });
+        .then(() => true, (err: Error) => { this.#log.error(`click-to-call ${callId}: ${err.message}`); return !worthRedelivery(err); });
       return { status: 200, body: { ok: true }, done };
     }
     if (name === 'ONEXTERNALCALLBACKSTART') {
       const phone = str(data?.PHONE_NUMBER);
       if (!phone) return { status: 400, body: { error: 'data[PHONE_NUMBER] is required' } };
       const done = this.#callback(phone, data ?? {})
-        .then(() => true, (err: Error) => { this.#log.error(`callback to ${phone}: ${err.message}`); return !isRetryable(err); });
+        .then(() => true, (err: Error) => { this.#log.error(`callback to ${phone}: ${err.message}`); return !worthRedelivery(err); });
       return { status: 200, body: { ok: true }, done };
     }
     this.#log.info(`Bitrix24 event ${name || '(none)'} ignored: not one the daemon handles`);
@@ -125,13 +127,11 @@ export class BitrixEvents {
 }
 
 /**
- * A failure worth another delivery: Bitrix24 or the network briefly unavailable, or tokens being renewed (as the
- * outbox treats auth errors); anything else is permanent.
+ * A failure worth another delivery: what the outbox would retry — Bitrix24 or the network briefly unavailable,
+ * or credentials (the dispatcher retries those too, until the admin fixes them); anything else is permanent.
  */
-function isRetryable(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false;
-  const e = err as { retryable?: unknown; kind?: unknown };
-  return e.retryable === true || e.kind === 'auth';
+function worthRedelivery(err: unknown): boolean {
+  return isRetryable(err) || (err instanceof BitrixError && err.kind === 'auth');
 }
 
 /** CRM_ENTITY_TYPE / CRM_ENTITY_ID of an event, when both are there and sane. */

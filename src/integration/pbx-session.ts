@@ -15,7 +15,7 @@ import { coalesceCards } from '../calls/coalesce.ts';
 import type { CallEvent, SnapshotEvent, VarSetEvent } from '../calls/events.ts';
 import type { Intent } from '../calls/intents.ts';
 import { CallMachine, type MachineConfig } from '../calls/machine.ts';
-import type { Call, World } from '../calls/model.ts';
+import { clickSettled, type Call, type World } from '../calls/model.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Outbox } from '../outbox/outbox.ts';
 import type { Store } from '../store/db.ts';
@@ -127,9 +127,7 @@ export class PbxSession {
 
   /** True when this CALL_ID's click is pending, in progress or finished (a redelivered event must not ring again). */
   knowsClick(bitrixCallId: string): boolean {
-    const w = this.#world;
-    return w.clickPending[bitrixCallId] !== undefined || w.clickToCallDone[bitrixCallId] !== undefined
-      || Object.values(w.calls).some((c) => c.clickToCall?.bitrixCallId === bitrixCallId);
+    return this.#world.clickPending[bitrixCallId] !== undefined || clickSettled(this.#world, bitrixCallId);
   }
 
   start(): void {
@@ -285,9 +283,8 @@ export class PbxSession {
     const held = this.#heldSnapshot;
     if (!held) return;
     this.#heldSnapshot = undefined;
-    this.#feedSnapshot(held.snapshot, held.status);
+    this.#feedSnapshot(held.snapshot, held.status); // schedules the flush
     this.#pending.push(...this.#held.splice(0));
-    this.#scheduleFlush();
   }
 
   /** Everything one socket read delivered is committed together. */

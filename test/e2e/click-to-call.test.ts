@@ -207,11 +207,17 @@ describe('bad, forged and repeated events', () => {
   }, 30_000);
 });
 
+/** What the portal posts when the local application is installed (the tokens offline events are read with). */
+async function installApp(h: Harness): Promise<ReturnType<Harness['bitrix']['issueTokens']>> {
+  const t = h.bitrix.issueTokens();
+  await h.post('/bitrix24/install', new URLSearchParams({ 'auth[access_token]': t.accessToken, 'auth[refresh_token]': t.refreshToken, 'auth[client_endpoint]': t.clientEndpoint, 'auth[domain]': t.domain }).toString());
+  return t;
+}
+
 describe('events bound by the CLI, delivered offline', () => {
   test('a callback whose clear failed is read again after a restart: cleared, not rung (nor registered) twice', async () => {
     h = await startHarness({ trace: 'click-to-call-answered', oauth: true, actionWaitMs: 10_000, defaultUserId: 2, yaml: 'events: { mode: offline, poll_interval_ms: 600000 }' });
-    const t = h.bitrix.issueTokens();
-    await h.post('/bitrix24/install', new URLSearchParams({ 'auth[access_token]': t.accessToken, 'auth[refresh_token]': t.refreshToken, 'auth[client_endpoint]': t.clientEndpoint, 'auth[domain]': t.domain }).toString());
+    await installApp(h);
     await h.daemon.offlineEvents!.stop();
     await Promise.all(h.daemon.amiClients.map((c) => c.ready()));
     h.bitrix.queueOfflineEvent('ONEXTERNALCALLBACKSTART', { PHONE_NUMBER: '89161234567', CRM_ENTITY_TYPE: 'LEAD', CRM_ENTITY_ID: 5 });
@@ -227,8 +233,7 @@ describe('events bound by the CLI, delivered offline', () => {
 
   test('event-bind --offline binds both events; the daemon polls event.offline.get and rings the agent', async () => {
     h = await startHarness({ trace: 'click-to-call-answered', oauth: true, actionWaitMs: 10_000, yaml: 'events: { mode: offline, poll_interval_ms: 50 }' });
-    const t = h.bitrix.issueTokens();
-    await h.post('/bitrix24/install', new URLSearchParams({ 'auth[access_token]': t.accessToken, 'auth[refresh_token]': t.refreshToken, 'auth[client_endpoint]': t.clientEndpoint, 'auth[domain]': t.domain }).toString());
+    const t = await installApp(h);
     const { writeFileSync } = await import('node:fs');
     const { join } = await import('node:path');
     const { spawn } = await import('node:child_process');
