@@ -313,10 +313,10 @@ async function main(): Promise<void> {
     process.stdout.write('measuring throughput against a Bitrix24 limited to 2 req/s, burst 50…\n');
     results.throughput2rps = await throughputAgainstLimit(dir, 2000);
 
-    // BENCH_RSS_CALLS=0 skips this stage (it takes about 15 minutes on two cores).
+    // BENCH_RSS_CALLS=0 skips this stage (it takes about 20 minutes on two cores).
     const rssCalls = Number(process.env['BENCH_RSS_CALLS'] ?? 100_000);
     if (rssCalls > 0) {
-      process.stdout.write(`measuring the daemon process's RSS over ${rssCalls.toLocaleString('en')} calls (about 15 minutes)…\n`);
+      process.stdout.write(`measuring the daemon process's RSS over ${rssCalls.toLocaleString('en')} calls (about 20 minutes)…\n`);
       results.daemonRss = await daemonRss(dir, rssCalls, 1000);
     }
   } finally {
